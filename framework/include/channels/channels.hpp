@@ -1,0 +1,16 @@
+#pragma once
+// Everything an app needs.
+
+#include <channels/client.hpp>
+#include <channels/config.hpp>
+#include <channels/consumer.hpp>
+#include <channels/http_consumer.hpp>
+#include <channels/layer.hpp>
+#include <channels/layers/in_memory.hpp>
+#include <channels/message.hpp>
+#include <channels/registry.hpp>
+#include <channels/routing.hpp>
+#include <channels/run.hpp>
+#include <channels/scope.hpp>
+#include <channels/server.hpp>
+#include <channels/websocket_consumer.hpp>

@@ -1,0 +1,94 @@
+#pragma once
+// Consumer: one object per connection, like a Channels consumer. All of its
+// code (hooks and message handlers) runs on the connection's strand.
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <channels/executor.hpp>
+#include <channels/layer.hpp>
+#include <channels/message.hpp>
+#include <channels/scope.hpp>
+
+namespace channels {
+
+namespace detail {
+struct ConsumerAccess;
+}
+
+/// What routing.yaml (or the code) attached to a route.
+struct RouteOptions {
+  Json options = Json::object();
+  std::filesystem::path base_dir;  // of the file that declared the route
+};
+
+class Consumer {
+ public:
+  using Handler = std::function<void(const Message&)>;
+
+  Consumer() = default;
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  virtual ~Consumer() = default;
+
+  const Scope& scope() const { return scope_; }
+  /// This consumer's own channel: other connections reach it with
+  /// channel_layer().send(channel_name(), msg).
+  const std::string& channel_name() const { return channel_name_; }
+  ChannelLayer& channel_layer() const;
+  /// The route's `options:` from routing.yaml (an empty object if none).
+  const Json& options() const;
+  /// A path from the options, made absolute against the directory of the
+  /// routing file that declared the route.
+  std::filesystem::path resolve_path(std::string_view relative) const;
+  /// The connection's strand; post here to touch this consumer from elsewhere.
+  const Strand& executor() const { return *strand_; }
+
+  /// Joins a group with this consumer's channel. Groups still joined when the
+  /// connection ends are left for you after on_disconnect.
+  void group_add(std::string_view group);
+  void group_discard(std::string_view group);
+  /// Sends to every member of a group, this consumer included if it is one.
+  /// Safe from any thread.
+  void group_send(std::string_view group, Message msg);
+
+  /// Runs `fn` for layer messages whose "type" is `type` ("chat.message"
+  /// and "chat_message" name the same handler).
+  void handle(std::string_view type, Handler fn);
+  template <class C>
+  void handle(std::string_view type, void (C::*fn)(const Message&)) {
+    C* self = static_cast<C*>(this);
+    handle(type, [self, fn](const Message& m) { (self->*fn)(m); });
+  }
+
+ protected:
+  /// A message with no handler. The default logs an error naming the type and
+  /// this consumer; the connection stays up.
+  virtual void on_unknown_message(const Message& msg);
+
+  /// True on this consumer's strand (where its code must run).
+  bool on_strand() const { return strand_ && strand_->running_in_this_thread(); }
+  /// Runs `fn` on the strand later, if the connection still exists then.
+  void post_to_strand(std::function<void()> fn);
+
+ private:
+  friend struct detail::ConsumerAccess;
+  void dispatch(const Message& msg);
+
+  Scope scope_;
+  std::string channel_name_;
+  std::shared_ptr<ChannelLayer> layer_;
+  std::optional<Strand> strand_;
+  std::weak_ptr<void> owner_;  // the connection; keeps `this` alive for posted work
+  std::shared_ptr<const RouteOptions> route_options_;
+  std::unordered_map<std::string, Handler> handlers_;
+  std::set<std::string, std::less<>> groups_;
+};
+
+}  // namespace channels

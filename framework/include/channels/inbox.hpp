@@ -1,0 +1,63 @@
+#pragma once
+// The queue behind one channel in this process: bounded by the layer's
+// capacity, with an expiry per message, and a wake-up for whoever reads it.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include <channels/message.hpp>
+
+namespace channels {
+
+class Inbox {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit Inbox(std::size_t capacity) : capacity_(capacity) {}
+
+  /// Queues a message. False if the inbox is full: the message is dropped for
+  /// this channel (Channels' semantics: a full channel never blocks a sender).
+  bool push(MessagePtr msg, Clock::time_point now);
+
+  /// Takes every queued message that has not expired, oldest first. Expired
+  /// ones are counted and discarded.
+  std::vector<MessagePtr> take_all(Clock::time_point now, std::chrono::milliseconds expiry);
+
+  /// Takes the oldest unexpired message, or null.
+  MessagePtr take_one(Clock::time_point now, std::chrono::milliseconds expiry);
+
+  /// Drops messages older than `expiry` without a reader; returns how many.
+  std::size_t drop_expired(Clock::time_point now, std::chrono::milliseconds expiry);
+
+  /// Called, outside the lock, each time a push finds the inbox empty: the
+  /// reader then drains it with take_all(). Set it once, before the inbox is shared.
+  void on_wake(std::function<void()> wake);
+  void clear_wake();
+
+  std::size_t size() const;
+  bool empty() const { return size() == 0; }
+  std::size_t capacity() const { return capacity_; }
+  std::uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped_expired() const { return dropped_expired_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Entry {
+    MessagePtr msg;
+    Clock::time_point at;
+  };
+  std::size_t drop_expired_locked(Clock::time_point now, std::chrono::milliseconds expiry);
+
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::deque<Entry> queue_;
+  std::function<void()> wake_;
+  std::atomic<std::uint64_t> dropped_full_{0};
+  std::atomic<std::uint64_t> dropped_expired_{0};
+};
+
+}  // namespace channels

@@ -1,0 +1,31 @@
+#pragma once
+// The server's settings (routing.yaml `server:`), with safe defaults.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace channels {
+
+/// What to do with a message for a client whose send queue is full (a client
+/// that does not read): close it, or drop the message and count it.
+enum class SendQueuePolicy { close, drop };
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 8000;        // 0 picks a free port (see Server::port())
+  unsigned threads = 0;             // 0: one per hardware thread
+  std::size_t max_header_bytes = 16 * 1024;   // beyond: HTTP 431
+  std::size_t max_body_bytes = 1024 * 1024;   // beyond: HTTP 413
+  std::chrono::milliseconds handshake_timeout{10'000};   // whole request, or the upgrade
+  std::chrono::milliseconds http_keepalive_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};        // silent WebSocket peer: closed
+  bool keepalive_pings = true;     // ping after half the idle timeout
+  std::size_t max_message_bytes = 1024 * 1024;  // beyond: close 1009
+  std::size_t send_queue_max = 4096;            // messages waiting per connection
+  SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008
+  std::chrono::milliseconds drain_timeout{5'000};  // on SIGINT/SIGTERM
+};
+
+}  // namespace channels

@@ -1,0 +1,321 @@
+#include <channels/config.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <yaml-cpp/yaml.h>
+
+#include <channels/errors.hpp>
+#include <channels/layers/in_memory.hpp>
+
+namespace channels {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// "; did you mean 'port'?" when a known word is close enough.
+std::string suggestion(std::string_view word, const std::vector<std::string>& known) {
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& k : known) {
+    auto d = edit_distance(word, k);
+    if (d < best_d) best_d = d, best = k;
+  }
+  return best.empty() ? std::string{} : fmt::format("; did you mean '{}'?", best);
+}
+
+// Reads one routing file; every error names it and the line.
+class Loader {
+ public:
+  Loader(const fs::path& file, const Registry& registry, int depth = 0)
+      : file_(file), registry_(registry), depth_(depth) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& what) const {
+    if (node.IsDefined() && node.Mark().line >= 0)
+      throw ConfigError(fmt::format("{}:{}: {}", file_.string(), node.Mark().line + 1, what));
+    throw ConfigError(fmt::format("{}: {}", file_.string(), what));
+  }
+
+  YAML::Node parse(std::string_view text) const {
+    try {
+      return YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(fmt::format("{}:{}:{}: not valid YAML: {} (check the indentation and quoting "
+                                    "on that line or the one before)",
+                                    file_.string(), e.mark.line + 1, e.mark.column + 1, e.msg));
+    }
+  }
+
+  void check_keys(const YAML::Node& map, std::string_view section, const std::vector<std::string>& known) const {
+    if (!map.IsMap()) fail(map, fmt::format("`{}` must be a mapping of key: value lines", section));
+    for (const auto& kv : map) {
+      auto key = kv.first.as<std::string>();
+      if (std::find(known.begin(), known.end(), key) == known.end())
+        fail(kv.first, fmt::format("unknown key '{}' in `{}`{} (known keys: {})", key, section,
+                                   suggestion(key, known), fmt::join(known, ", ")));
+    }
+  }
+
+  template <class T>
+  T scalar(const YAML::Node& node, std::string_view what, std::string_view expected) const {
+    if (!node.IsScalar()) fail(node, fmt::format("`{}` must be {}", what, expected));
+    try {
+      return node.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(node, fmt::format("`{}` must be {}, not '{}'", what, expected, node.Scalar()));
+    }
+  }
+
+  std::chrono::milliseconds seconds(const YAML::Node& node, std::string_view what) const {
+    double s = scalar<double>(node, what, "a number of seconds, like 10 or 0.5");
+    if (s < 0 || s > 1e7) fail(node, fmt::format("`{}` must be between 0 and 10000000 seconds", what));
+    return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+  }
+
+  std::size_t bytes(const YAML::Node& node, std::string_view what) const {
+    std::string expected = "a size in bytes, like 65536, 64KiB or 1MiB";
+    if (!node.IsScalar()) fail(node, fmt::format("`{}` must be {}", what, expected));
+    std::string s = node.Scalar();
+    std::size_t pos = 0;
+    unsigned long long n = 0;
+    try {
+      n = std::stoull(s, &pos);
+    } catch (const std::exception&) {
+      fail(node, fmt::format("`{}` must be {}, not '{}'", what, expected, s));
+    }
+    std::string unit = s.substr(pos);
+    while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+    if (unit == "KiB" || unit == "K" || unit == "KB") n <<= 10;
+    else if (unit == "MiB" || unit == "M" || unit == "MB") n <<= 20;
+    else if (unit == "GiB" || unit == "G" || unit == "GB") n <<= 30;
+    else if (!unit.empty() && unit != "B") fail(node, fmt::format("`{}`: unknown unit '{}' ({})", what, unit, expected));
+    if (n == 0) fail(node, fmt::format("`{}` must be more than 0", what));
+    return n;
+  }
+
+  void load_server(const YAML::Node& n, ServerOptions& o) const {
+    check_keys(n, "server",
+               {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
+                "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
+                "send_queue_max", "send_queue_policy", "drain_timeout"});
+    if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
+    if (n["port"]) {
+      int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
+      if (p < 0 || p > 65535) fail(n["port"], "`server.port` must be from 0 to 65535");
+      o.port = static_cast<std::uint16_t>(p);
+    }
+    if (n["threads"]) {
+      int t = scalar<int>(n["threads"], "server.threads", "a number of threads (0: one per core)");
+      if (t < 0 || t > 1024) fail(n["threads"], "`server.threads` must be from 0 (one per core) to 1024");
+      o.threads = static_cast<unsigned>(t);
+    }
+    if (n["max_header_bytes"]) o.max_header_bytes = bytes(n["max_header_bytes"], "server.max_header_bytes");
+    if (n["max_body_bytes"]) o.max_body_bytes = bytes(n["max_body_bytes"], "server.max_body_bytes");
+    if (n["max_message_bytes"]) o.max_message_bytes = bytes(n["max_message_bytes"], "server.max_message_bytes");
+    if (n["handshake_timeout"]) o.handshake_timeout = seconds(n["handshake_timeout"], "server.handshake_timeout");
+    if (n["http_keepalive_timeout"])
+      o.http_keepalive_timeout = seconds(n["http_keepalive_timeout"], "server.http_keepalive_timeout");
+    if (n["idle_timeout"]) o.idle_timeout = seconds(n["idle_timeout"], "server.idle_timeout");
+    if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
+    if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
+    if (n["send_queue_max"]) {
+      int q = scalar<int>(n["send_queue_max"], "server.send_queue_max", "a number of messages");
+      if (q < 1) fail(n["send_queue_max"], "`server.send_queue_max` must be at least 1");
+      o.send_queue_max = static_cast<std::size_t>(q);
+    }
+    if (n["send_queue_policy"]) {
+      auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
+      if (p == "close") o.send_queue_policy = SendQueuePolicy::close;
+      else if (p == "drop") o.send_queue_policy = SendQueuePolicy::drop;
+      else fail(n["send_queue_policy"], fmt::format("`server.send_queue_policy` must be close or drop, not '{}'", p));
+    }
+  }
+
+  void load_layer(const YAML::Node& n, LayerConfig& c) const {
+    check_keys(n, "channel_layer", {"backend", "capacity", "expiry", "group_expiry", "hosts", "prefix"});
+    if (n["backend"]) {
+      c.backend = scalar<std::string>(n["backend"], "channel_layer.backend", "memory, redis or redis-pubsub");
+      std::vector<std::string> known{"memory", "redis", "redis-pubsub"};
+      if (std::find(known.begin(), known.end(), c.backend) == known.end())
+        fail(n["backend"], fmt::format("unknown channel_layer.backend '{}'{}: use memory, redis or redis-pubsub",
+                                       c.backend, suggestion(c.backend, known)));
+    }
+    if (n["capacity"]) {
+      int cap = scalar<int>(n["capacity"], "channel_layer.capacity", "a number of messages per channel");
+      if (cap < 1) fail(n["capacity"], "`channel_layer.capacity` must be at least 1");
+      c.options.capacity = static_cast<std::size_t>(cap);
+    }
+    if (n["expiry"]) c.options.expiry = seconds(n["expiry"], "channel_layer.expiry");
+    if (n["group_expiry"]) c.options.group_expiry = seconds(n["group_expiry"], "channel_layer.group_expiry");
+    if (n["prefix"]) c.prefix = scalar<std::string>(n["prefix"], "channel_layer.prefix", "a key prefix like asgi");
+    if (n["hosts"]) {
+      if (!n["hosts"].IsSequence()) fail(n["hosts"], "`channel_layer.hosts` must be a list, like [redis://127.0.0.1:6379]");
+      for (const auto& h : n["hosts"]) c.hosts.push_back(scalar<std::string>(h, "channel_layer.hosts[]", "a URL"));
+    }
+  }
+
+  ApplicationPtr load_routes(const YAML::Node& list, ConsumerKind kind, std::string_view section) const {
+    if (list.IsNull()) return std::make_shared<URLRouter>(std::vector<Route>{});
+    if (!list.IsSequence())
+      fail(list, fmt::format("`{}` must be a list of routes, each starting with '- path: ...'", section));
+    std::vector<Route> routes;
+    for (const auto& r : list) routes.push_back(load_route(r, kind, section));
+    return std::make_shared<URLRouter>(std::move(routes));
+  }
+
+  Route load_route(const YAML::Node& r, ConsumerKind kind, std::string_view section) const {
+    check_keys(r, std::string(section) + " route", {"path", "re_path", "prefix", "consumer", "include", "options", "name"});
+    int patterns = (r["path"] ? 1 : 0) + (r["re_path"] ? 1 : 0) + (r["prefix"] ? 1 : 0);
+    if (patterns != 1)
+      fail(r, "each route needs exactly one of `path:` (Django syntax, like ws/chat/<str:room_name>/), "
+              "`re_path:` (a regular expression) or `prefix:` (a path prefix for `include:`)");
+    int targets = (r["consumer"] ? 1 : 0) + (r["include"] ? 1 : 0);
+    if (targets != 1)
+      fail(r, "each route needs exactly one of `consumer:` (a registered consumer name) or `include:` "
+              "(a list of routes, or the name of a file holding one)");
+    if (r["prefix"] && !r["include"]) fail(r, "`prefix:` goes with `include:`; for a consumer, use `path:`");
+
+    ApplicationPtr app;
+    if (r["consumer"]) {
+      auto name = scalar<std::string>(r["consumer"], "consumer", "a registered consumer name");
+      const auto* entry = registry_.find(name);
+      if (!entry) {
+        auto names = registry_.names();
+        fail(r["consumer"], fmt::format("unknown consumer '{}'{} (registered: {}); register it in main() with "
+                                        "consumers.add<YourConsumer>(\"{}\")",
+                                        name, suggestion(name, names), fmt::join(names, ", "), name));
+      }
+      if (entry->kind != kind)
+        fail(r["consumer"], fmt::format("consumer '{}' is {} consumer, but this route is under `{}:`; move the "
+                                        "route to `{}:`",
+                                        name, entry->kind == ConsumerKind::http ? "an HTTP" : "a WebSocket",
+                                        section, entry->kind == ConsumerKind::http ? "http" : "websocket"));
+      RouteOptions opts;
+      opts.base_dir = file_.parent_path();
+      if (r["options"]) {
+        if (!r["options"].IsMap()) fail(r["options"], "`options:` must be a mapping, like {root: static}");
+        opts.options = to_json(r["options"]);
+      }
+      app = std::make_shared<ConsumerApp>(entry->make, std::move(opts));
+    } else {
+      if (r["options"]) fail(r["options"], "`options:` belongs on a route with a `consumer:`, not on an `include:`");
+      const auto& inc = r["include"];
+      if (inc.IsScalar()) {
+        if (depth_ > 8) fail(inc, "`include:` nests more than 8 files deep (does a file include itself?)");
+        fs::path sub = file_.parent_path() / inc.as<std::string>();
+        Loader child(sub, registry_, depth_ + 1);
+        YAML::Node list = child.parse(child.read(inc, *this));
+        app = child.load_routes(list, kind, section);
+      } else {
+        app = load_routes(inc, kind, section);
+      }
+    }
+    try {
+      if (r["path"]) return path(scalar<std::string>(r["path"], "path", "a path pattern"), app);
+      if (r["re_path"]) return re_path(scalar<std::string>(r["re_path"], "re_path", "a regular expression"), app);
+      return path(scalar<std::string>(r["prefix"], "prefix", "a path prefix"), app);
+    } catch (const ConfigError& e) {
+      const auto& node = r["path"] ? r["path"] : r["re_path"] ? r["re_path"] : r["prefix"];
+      fail(node, e.what());
+    }
+  }
+
+  static Json to_json(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Map: {
+        Json o = Json::object();
+        for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+        return o;
+      }
+      case YAML::NodeType::Sequence: {
+        Json a = Json::array();
+        for (const auto& v : n) a.push_back(to_json(v));
+        return a;
+      }
+      case YAML::NodeType::Scalar: {
+        const std::string& s = n.Scalar();
+        if (n.Tag() == "!") return s;  // quoted: always a string
+        if (s == "true" || s == "false") return s == "true";
+        try {
+          std::size_t pos;
+          long long i = std::stoll(s, &pos);
+          if (pos == s.size()) return i;
+          double d = std::stod(s, &pos);
+          if (pos == s.size()) return d;
+        } catch (const std::exception&) {
+        }
+        return s;
+      }
+      default:
+        return nullptr;
+    }
+  }
+
+  std::string read(const YAML::Node& where, const Loader& parent) const {
+    std::ifstream in(file_);
+    if (!in) parent.fail(where, fmt::format("cannot read included file {}", file_.string()));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  Config load(std::string_view text) const {
+    Config c;
+    c.file = file_;
+    YAML::Node root = parse(text);
+    if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    check_keys(root, "routing file", {"server", "channel_layer", "http", "websocket"});
+    if (root["server"]) load_server(root["server"], c.server);
+    if (root["channel_layer"]) load_layer(root["channel_layer"], c.channel_layer);
+    ProtocolTypeRouter::Map apps;
+    if (root["http"]) apps["http"] = load_routes(root["http"], ConsumerKind::http, "http");
+    if (root["websocket"]) apps["websocket"] = load_routes(root["websocket"], ConsumerKind::websocket, "websocket");
+    c.application = std::make_shared<ProtocolTypeRouter>(std::move(apps));
+    return c;
+  }
+
+ private:
+  fs::path file_;
+  const Registry& registry_;
+  int depth_;
+};
+
+}  // namespace
+
+Config parse_config(std::string_view yaml, const fs::path& file, const Registry& registry) {
+  return Loader(file, registry).load(yaml);
+}
+
+Config load_config(const fs::path& file, const Registry& registry) {
+  std::ifstream in(file);
+  if (!in)
+    throw ConfigError(fmt::format("cannot read {}: {} (pass another file with --routing FILE)", file.string(),
+                                  std::error_code(errno, std::generic_category()).message()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), file, registry);
+}
+
+std::shared_ptr<ChannelLayer> make_layer(const LayerConfig& config) {
+  if (config.backend == "memory") return std::make_shared<InMemoryChannelLayer>(config.options);
+  throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build yet; use "
+                                "backend: memory",
+                                config.backend));
+}
+
+}  // namespace channels

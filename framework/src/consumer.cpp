@@ -1,0 +1,79 @@
+#include <channels/consumer.hpp>
+
+#include <stdexcept>
+
+#include <boost/asio/post.hpp>
+
+#include <channels/errors.hpp>
+#include <channels/log.hpp>
+
+namespace channels {
+
+ChannelLayer& Consumer::channel_layer() const {
+  if (!layer_)
+    throw std::logic_error(
+        "this consumer has no channel layer yet: the layer is attached when the connection "
+        "starts, so use it from on_connect() on, not from the constructor");
+  return *layer_;
+}
+
+const Json& Consumer::options() const {
+  static const Json empty = Json::object();
+  return route_options_ ? route_options_->options : empty;
+}
+
+std::filesystem::path Consumer::resolve_path(std::string_view relative) const {
+  std::filesystem::path p(relative);
+  if (p.is_absolute() || !route_options_) return p;
+  return route_options_->base_dir / p;
+}
+
+void Consumer::group_add(std::string_view group) {
+  channel_layer().group_add(group, channel_name_);
+  groups_.emplace(group);
+}
+
+void Consumer::group_discard(std::string_view group) {
+  channel_layer().group_discard(group, channel_name_);
+  if (auto it = groups_.find(group); it != groups_.end()) groups_.erase(it);
+}
+
+void Consumer::group_send(std::string_view group, Message msg) {
+  channel_layer().group_send(group, std::move(msg));
+}
+
+void Consumer::post_to_strand(std::function<void()> fn) {
+  if (!strand_) return;
+  boost::asio::post(*strand_, [owner = owner_, fn = std::move(fn)] {
+    if (auto alive = owner.lock()) fn();
+  });
+}
+
+void Consumer::handle(std::string_view type, Handler fn) {
+  std::string name = handler_name(type);
+  if (name.empty())
+    throw std::invalid_argument("a handler's message type must not be empty or start with '_' (got '" +
+                                std::string(type) + "')");
+  handlers_[std::move(name)] = std::move(fn);
+}
+
+void Consumer::dispatch(const Message& msg) {
+  std::string name = handler_name(message_type(msg));
+  auto it = name.empty() ? handlers_.end() : handlers_.find(name);
+  if (it == handlers_.end()) {
+    on_unknown_message(msg);
+    return;
+  }
+  it->second(msg);
+}
+
+void Consumer::on_unknown_message(const Message& msg) {
+  auto type = message_type(msg);
+  log().error(
+      "no handler for message type '{}' on consumer {} (channel {}, path {}): register one with "
+      "handle(\"{}\", ...) in the consumer's constructor; the message was dropped",
+      type.empty() ? "<missing>" : std::string(type), typeid(*this).name(), channel_name_, scope_.path,
+      type.empty() ? "some.type" : std::string(type));
+}
+
+}  // namespace channels

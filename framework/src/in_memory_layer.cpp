@@ -1,0 +1,204 @@
+#include <channels/layers/in_memory.hpp>
+
+#include <random>
+
+#include <channels/errors.hpp>
+
+namespace channels {
+
+namespace {
+
+// Channels' in-memory layer names channels "<prefix>.inmemory!<random>";
+// 12 random letters make collisions practically impossible.
+std::string random_suffix() {
+  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<int> pick(0, sizeof(alphabet) - 2);
+  std::string s(12, 'x');
+  for (char& c : s) c = alphabet[pick(rng)];
+  return s;
+}
+
+// An O(everything) sweep for expired messages and memberships, at most this
+// often: Channels does it on every call, which costs O(channels) per message.
+constexpr auto sweep_interval = std::chrono::seconds(1);
+
+}  // namespace
+
+InMemoryChannelLayer::InMemoryChannelLayer(LayerOptions options, Clock clock)
+    : options_(options), clock_(std::move(clock)) {
+  if (options_.capacity == 0) throw ConfigError("channel_layer.capacity must be at least 1");
+}
+
+Inbox::Clock::time_point InMemoryChannelLayer::now() const {
+  return clock_ ? clock_() : Inbox::Clock::now();
+}
+
+std::string InMemoryChannelLayer::new_channel(std::string_view prefix) {
+  std::string name = std::string(prefix) + ".inmemory!" + random_suffix();
+  require_channel_name(name);
+  return name;
+}
+
+std::shared_ptr<Inbox> InMemoryChannelLayer::channel_locked(const std::string& name) {
+  auto& ch = channels_[name];
+  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity);
+  return ch.inbox;
+}
+
+void InMemoryChannelLayer::send(std::string_view channel, Message msg, Completion done) {
+  require_channel_name(channel);
+  auto shared = std::make_shared<const Message>(std::move(msg));
+  bool ok;
+  {
+    std::lock_guard lock(mutex_);
+    auto t = now();
+    sweep_locked(t);
+    ok = channel_locked(std::string(channel))->push(std::move(shared), t);
+    ++stats_.messages_sent;
+    if (!ok) ++stats_.dropped_full;
+  }
+  if (done) done(ok ? std::error_code{} : make_error_code(LayerError::channel_full));
+}
+
+void InMemoryChannelLayer::group_add(std::string_view group, std::string_view channel,
+                                     Completion done) {
+  require_group_name(group);
+  require_channel_name(channel);
+  {
+    std::lock_guard lock(mutex_);
+    std::string ch(channel);
+    auto inbox = channel_locked(ch);
+    groups_[std::string(group)][ch] = Member{std::move(inbox), now()};
+  }
+  if (done) done({});
+}
+
+void InMemoryChannelLayer::group_discard(std::string_view group, std::string_view channel,
+                                         Completion done) {
+  require_group_name(group);
+  require_channel_name(channel);
+  {
+    std::lock_guard lock(mutex_);
+    auto it = groups_.find(std::string(group));
+    if (it != groups_.end()) {
+      it->second.erase(std::string(channel));
+      if (it->second.empty()) groups_.erase(it);
+    }
+  }
+  if (done) done({});
+}
+
+void InMemoryChannelLayer::group_send(std::string_view group, Message msg, GroupCompletion done) {
+  require_group_name(group);
+  // One immutable copy for every member: fan-out costs a pointer per member.
+  auto shared = std::make_shared<const Message>(std::move(msg));
+  GroupSendResult result;
+  {
+    std::lock_guard lock(mutex_);
+    auto t = now();
+    sweep_locked(t);
+    auto it = groups_.find(std::string(group));
+    if (it != groups_.end()) {
+      for (auto m = it->second.begin(); m != it->second.end();) {
+        if (t - m->second.added >= options_.group_expiry) {
+          m = it->second.erase(m);
+          continue;
+        }
+        if (m->second.inbox->push(shared, t))
+          ++result.delivered;
+        else
+          ++result.dropped;
+        ++m;
+      }
+      if (it->second.empty()) groups_.erase(it);
+    }
+    stats_.messages_sent += result.delivered + result.dropped;
+    stats_.dropped_full += result.dropped;
+  }
+  if (done) done(result);
+}
+
+std::shared_ptr<Inbox> InMemoryChannelLayer::attach(std::string_view channel) {
+  require_channel_name(channel);
+  std::lock_guard lock(mutex_);
+  auto& ch = channels_[std::string(channel)];
+  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity);
+  ch.attached = true;
+  return ch.inbox;
+}
+
+void InMemoryChannelLayer::detach(std::string_view channel) {
+  std::lock_guard lock(mutex_);
+  auto it = channels_.find(std::string(channel));
+  if (it == channels_.end()) return;
+  it->second.inbox->clear_wake();
+  it->second.attached = false;
+  // Nobody will read it again: forget it, and its memberships with it.
+  channels_.erase(it);
+  remove_from_groups_locked(std::string(channel));
+}
+
+MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
+  require_channel_name(channel);
+  std::lock_guard lock(mutex_);
+  auto it = channels_.find(std::string(channel));
+  if (it == channels_.end()) return nullptr;
+  auto m = it->second.inbox->take_one(now(), options_.expiry);
+  if (!it->second.attached && it->second.inbox->empty()) channels_.erase(it);
+  return m;
+}
+
+void InMemoryChannelLayer::remove_from_groups_locked(const std::string& channel) {
+  for (auto g = groups_.begin(); g != groups_.end();) {
+    g->second.erase(channel);
+    g = g->second.empty() ? groups_.erase(g) : std::next(g);
+  }
+}
+
+void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {
+  if (t - last_sweep_ < sweep_interval && last_sweep_ != Inbox::Clock::time_point{}) return;
+  last_sweep_ = t;
+  // As in Channels: a channel whose messages expire unread is dead, so it
+  // leaves its groups; an unattached channel left empty is forgotten.
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    std::size_t expired = it->second.inbox->drop_expired(t, options_.expiry);
+    stats_.dropped_expired += expired;
+    if (expired && !it->second.attached) {
+      remove_from_groups_locked(it->first);
+      if (it->second.inbox->empty()) {
+        it = channels_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+  for (auto g = groups_.begin(); g != groups_.end();) {
+    for (auto m = g->second.begin(); m != g->second.end();)
+      m = t - m->second.added >= options_.group_expiry ? g->second.erase(m) : std::next(m);
+    g = g->second.empty() ? groups_.erase(g) : std::next(g);
+  }
+}
+
+LayerStats InMemoryChannelLayer::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+std::size_t InMemoryChannelLayer::group_size(std::string_view group) {
+  std::lock_guard lock(mutex_);
+  auto t = now();
+  auto it = groups_.find(std::string(group));
+  if (it == groups_.end()) return 0;
+  std::size_t n = 0;
+  for (auto& [_, m] : it->second)
+    if (t - m.added < options_.group_expiry) ++n;
+  return n;
+}
+
+std::size_t InMemoryChannelLayer::channel_count() const {
+  std::lock_guard lock(mutex_);
+  return channels_.size();
+}
+
+}  // namespace channels

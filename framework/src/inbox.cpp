@@ -1,0 +1,82 @@
+#include <channels/inbox.hpp>
+
+namespace channels {
+
+bool Inbox::push(MessagePtr msg, Clock::time_point now) {
+  std::function<void()> wake;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= capacity_) {
+      dropped_full_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (queue_.empty()) wake = wake_;
+    queue_.push_back({std::move(msg), now});
+  }
+  if (wake) wake();
+  return true;
+}
+
+std::size_t Inbox::drop_expired_locked(Clock::time_point now, std::chrono::milliseconds expiry) {
+  std::size_t n = 0;
+  while (!queue_.empty() && now - queue_.front().at >= expiry) {
+    queue_.pop_front();
+    ++n;
+  }
+  if (n) dropped_expired_.fetch_add(n, std::memory_order_relaxed);
+  return n;
+}
+
+std::vector<MessagePtr> Inbox::take_all(Clock::time_point now, std::chrono::milliseconds expiry) {
+  std::vector<MessagePtr> out;
+  std::lock_guard lock(mutex_);
+  drop_expired_locked(now, expiry);
+  out.reserve(queue_.size());
+  for (auto& e : queue_) out.push_back(std::move(e.msg));
+  queue_.clear();
+  return out;
+}
+
+MessagePtr Inbox::take_one(Clock::time_point now, std::chrono::milliseconds expiry) {
+  std::lock_guard lock(mutex_);
+  drop_expired_locked(now, expiry);
+  if (queue_.empty()) return nullptr;
+  MessagePtr m = std::move(queue_.front().msg);
+  queue_.pop_front();
+  return m;
+}
+
+std::size_t Inbox::drop_expired(Clock::time_point now, std::chrono::milliseconds expiry) {
+  std::lock_guard lock(mutex_);
+  return drop_expired_locked(now, expiry);
+}
+
+void Inbox::on_wake(std::function<void()> wake) {
+  bool pending;
+  {
+    std::lock_guard lock(mutex_);
+    wake_ = std::move(wake);
+    pending = !queue_.empty();
+  }
+  // Messages that arrived before the reader did must not wait for the next one.
+  if (pending) {
+    std::function<void()> w;
+    {
+      std::lock_guard lock(mutex_);
+      w = wake_;
+    }
+    if (w) w();
+  }
+}
+
+void Inbox::clear_wake() {
+  std::lock_guard lock(mutex_);
+  wake_ = nullptr;
+}
+
+std::size_t Inbox::size() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+}  // namespace channels

@@ -1,0 +1,53 @@
+#include <channels/run.hpp>
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include <channels/config.hpp>
+#include <channels/errors.hpp>
+#include <channels/log.hpp>
+#include <channels/server.hpp>
+
+namespace channels {
+
+int run(int argc, char** argv, const Registry& consumers) {
+  CLI::App cli{"A cppchannels server: routes, consumers and settings come from routing.yaml."};
+  std::string routing = "routing.yaml";
+  std::optional<std::string> bind;
+  std::optional<int> port;
+  std::optional<int> threads;
+  std::string log_level = "info";
+  cli.add_option("--routing", routing, "Routes and settings file")->capture_default_str();
+  cli.add_option("--bind", bind, "Address to listen on (overrides server.bind)");
+  cli.add_option("--port", port, "Port to listen on (overrides server.port)")->check(CLI::Range(0, 65535));
+  cli.add_option("--threads", threads, "Server threads, 0 for one per core (overrides server.threads)")
+      ->check(CLI::Range(0, 1024));
+  cli.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  log().set_level(spdlog::level::from_str(log_level));
+
+  try {
+    Config config = load_config(routing, consumers);
+    if (bind) config.server.bind = *bind;
+    if (port) config.server.port = static_cast<std::uint16_t>(*port);
+    if (threads) config.server.threads = static_cast<unsigned>(*threads);
+    auto layer = make_layer(config.channel_layer);
+    Server server(config.server, config.application, layer);
+    return server.run();
+  } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::system_error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace channels

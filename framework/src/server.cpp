@@ -1,0 +1,183 @@
+#include <channels/server.hpp>
+
+#include <csignal>
+
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+
+#include <channels/log.hpp>
+
+#include "server_impl.hpp"
+
+namespace channels {
+
+namespace detail {
+
+ServerImpl::ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l)
+    : options(std::move(o)), app(std::move(a)), layer(std::move(l)) {
+  unsigned n = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  options.threads = n;
+  ioc.emplace(static_cast<int>(n));
+}
+
+ServerImpl::~ServerImpl() {
+  if (!threads.empty()) {
+    begin_shutdown();
+    join();
+  }
+  // Sessions still queued in the io_context are destroyed here, while the rest
+  // of this object is alive for them to unregister.
+  acceptor.reset();
+  drain_timer.reset();
+  work.reset();
+  ioc.reset();
+}
+
+void ServerImpl::start() {
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(options.bind, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("server.bind '{}' is not an IP address (write one "
+                                            "like 127.0.0.1, 0.0.0.0 or ::1)",
+                                            options.bind));
+  tcp::endpoint ep(address, options.port);
+  acceptor.emplace(net::make_strand(*ioc));
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("cannot listen on {}:{} (is another server running "
+                                            "there? choose another with --port)",
+                                            options.bind, options.port));
+  bound_port = acceptor->local_endpoint().port();
+  work.emplace(ioc->get_executor());
+  do_accept();
+  for (unsigned i = 0; i < options.threads; ++i)
+    threads.emplace_back([this] {
+      for (;;) {
+        try {
+          ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          // A handler let an exception escape: log it and keep serving.
+          log().error("unhandled exception in a server thread: {}", e.what());
+        }
+      }
+    });
+  log().info("serving on http://{}:{}/ with {} thread{}", options.bind, bound_port, options.threads,
+             options.threads == 1 ? "" : "s");
+}
+
+void ServerImpl::do_accept() {
+  // Each connection gets its own strand: its consumer code never runs on two
+  // threads at once.
+  acceptor->async_accept(net::make_strand(ioc->get_executor()),
+                         [this](boost::system::error_code ec, tcp::socket socket) {
+                           if (ec == net::error::operation_aborted || stopping) return;
+                           if (ec) {
+                             // Out of file descriptors and the like: keep accepting.
+                             log().warn("accept failed: {}", ec.message());
+                           } else {
+                             ++connections_accepted;
+                             start_http_session(*this, std::move(socket));
+                           }
+                           do_accept();
+                         });
+}
+
+void ServerImpl::add(Session* s, std::weak_ptr<Session> w) {
+  std::lock_guard lock(mutex);
+  sessions.emplace(s, std::move(w));
+}
+
+void ServerImpl::remove(Session* s) {
+  std::lock_guard lock(mutex);
+  sessions.erase(s);
+}
+
+std::size_t ServerImpl::session_count() {
+  std::lock_guard lock(mutex);
+  return sessions.size();
+}
+
+void ServerImpl::begin_shutdown() {
+  if (stopping.exchange(true)) return;
+  net::post(acceptor->get_executor(), [this] {
+    boost::system::error_code ec;
+    acceptor->close(ec);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(mutex);
+    for (auto& [_, w] : sessions)
+      if (auto s = w.lock()) live.push_back(std::move(s));
+  }
+  log().info("shutting down: closing {} connection{} (drain timeout {} ms)", live.size(),
+             live.size() == 1 ? "" : "s", options.drain_timeout.count());
+  for (auto& s : live) s->shutdown();
+  // Poll until every session is gone or the drain timeout passes, then stop.
+  auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
+  drain_timer.emplace(*ioc);
+  auto poll = std::make_shared<std::function<void()>>();
+  *poll = [this, deadline, poll] {
+    if (session_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (session_count())
+        log().warn("drain timeout: {} connection(s) still open are cut", session_count());
+      work.reset();
+      ioc->stop();
+      *poll = nullptr;  // break the self-reference
+      return;
+    }
+    drain_timer->expires_after(std::chrono::milliseconds(10));
+    drain_timer->async_wait([poll](boost::system::error_code) {
+      if (*poll) (*poll)();
+    });
+  };
+  net::post(*ioc, [poll] { (*poll)(); });
+}
+
+void ServerImpl::join() {
+  for (auto& t : threads)
+    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  threads.clear();
+  stopped = true;
+}
+
+}  // namespace detail
+
+Server::Server(ServerOptions options, ApplicationPtr app, std::shared_ptr<ChannelLayer> layer)
+    : impl_(std::make_unique<detail::ServerImpl>(std::move(options), std::move(app), std::move(layer))) {}
+
+Server::~Server() = default;
+
+void Server::start() { impl_->start(); }
+std::uint16_t Server::port() const { return impl_->bound_port; }
+
+void Server::shutdown() {
+  impl_->begin_shutdown();
+  wait();
+}
+
+void Server::wait() { impl_->join(); }
+
+int Server::run() {
+  start();
+  boost::asio::signal_set signals(*impl_->ioc, SIGINT, SIGTERM);
+  signals.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log().info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    impl_->begin_shutdown();
+  });
+  wait();
+  return 0;
+}
+
+ServerStats Server::stats() const {
+  return {impl_->connections_accepted, impl_->websockets_open, impl_->http_requests,
+          impl_->send_queue_drops};
+}
+
+ChannelLayer& Server::channel_layer() const { return *impl_->layer; }
+
+}  // namespace channels

@@ -1,0 +1,71 @@
+#pragma once
+// Private to the server: what every session shares.
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <channels/server.hpp>
+
+namespace channels::detail {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+/// A live connection, as the server sees it for shutdown.
+class Session {
+ public:
+  virtual ~Session() = default;
+  /// Posted on the session's strand when the server stops: finish what is
+  /// in flight and close (WebSockets with 1001).
+  virtual void shutdown() = 0;
+};
+
+struct ServerImpl {
+  ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l);
+  ~ServerImpl();
+
+  void start();
+  void begin_shutdown();
+  void join();
+
+  void do_accept();
+  void add(Session* s, std::weak_ptr<Session> w);
+  void remove(Session* s);
+  std::size_t session_count();
+
+  ServerOptions options;
+  ApplicationPtr app;
+  std::shared_ptr<ChannelLayer> layer;
+
+  std::optional<net::io_context> ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> drain_timer;
+  std::vector<std::thread> threads;
+  std::uint16_t bound_port = 0;
+
+  std::mutex mutex;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> stopped{false};
+
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::uint64_t> websockets_open{0};
+  std::atomic<std::uint64_t> http_requests{0};
+  std::atomic<std::uint64_t> send_queue_drops{0};
+};
+
+/// Starts serving one accepted TCP connection (HTTP first, maybe upgraded).
+void start_http_session(ServerImpl& server, tcp::socket socket);
+
+}  // namespace channels::detail

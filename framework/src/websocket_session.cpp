@@ -1,0 +1,382 @@
+#include <deque>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <channels/detail/consumer_access.hpp>
+#include <channels/log.hpp>
+#include <channels/websocket_consumer.hpp>
+
+#include "consumer_link.hpp"
+#include "sessions.hpp"
+
+namespace channels::detail {
+
+namespace {
+
+namespace websocket = beast::websocket;
+
+// Close codes an endpoint may put in a close frame (RFC 6455 7.4).
+bool sendable_close_code(int code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+class WebsocketSession;
+
+class WsTransport final : public WebsocketTransport {
+ public:
+  explicit WsTransport(std::weak_ptr<WebsocketSession> s) : session_(std::move(s)) {}
+  void accept(std::string subprotocol) override;
+  SendStatus send(OutFrame frame) override;
+  void close(int code, std::string reason) override;
+
+ private:
+  std::weak_ptr<WebsocketSession> session_;
+};
+
+class WebsocketSession final : public Session, public std::enable_shared_from_this<WebsocketSession> {
+ public:
+  WebsocketSession(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+                   std::unique_ptr<Consumer> consumer)
+      : server_(server),
+        ws_(std::move(stream)),
+        strand_(ws_.get_executor()),
+        req_(std::move(req)),
+        consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
+        close_timer_(strand_) {
+    ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
+  }
+
+  ~WebsocketSession() override {
+    // Only reached with the consumer unfinished when the server stopped
+    // before this connection drained: on_disconnect still runs, once.
+    finish(close_code::going_away);
+    server_.remove(this);
+  }
+
+  void start() {
+    server_.add(this, weak_from_this());
+    ConsumerAccess::set_owner(*consumer_, weak_from_this());
+    ConsumerAccess::set_transport(*consumer_, std::make_shared<WsTransport>(weak_from_this()));
+    net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
+  }
+
+  void shutdown() override {
+    net::post(strand_, [self = shared_from_this()] {
+      self->server_shutdown_ = true;
+      if (self->state_ == State::open) {
+        self->close(close_code::going_away, "server shutting down");
+      } else if (self->state_ == State::connecting) {
+        self->refuse(http::status::service_unavailable);
+      }
+    });
+  }
+
+  // ---- what the consumer asks for (always on the strand) ----
+
+  void accept(std::string subprotocol) {
+    if (state_ != State::connecting) return;
+    state_ = State::handshaking;
+    handshake_timer_.reset();
+    if (!subprotocol.empty() &&
+        std::find(consumer_->scope().subprotocols.begin(), consumer_->scope().subprotocols.end(),
+                  subprotocol) == consumer_->scope().subprotocols.end()) {
+      log().error("accept(\"{}\") on {}: the client did not offer that subprotocol; accepting without one",
+                  subprotocol, consumer_->scope().path);
+      subprotocol.clear();
+    }
+    const auto& o = server_.options;
+    ws_.set_option(websocket::stream_base::timeout{o.handshake_timeout, o.idle_timeout, o.keepalive_pings});
+    ws_.read_message_max(o.max_message_bytes);
+    ws_.auto_fragment(false);
+    ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+      res.set(http::field::server, "cppchannels");
+      if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
+    }));
+    ws_.async_accept(req_, [self = shared_from_this()](boost::system::error_code ec) {
+      self->on_accept(ec);
+    });
+  }
+
+  SendStatus send(OutFrame frame) {
+    if (state_ == State::closing || state_ == State::closed) return SendStatus::closed;
+    if (queue_.size() >= server_.options.send_queue_max) {
+      ++server_.send_queue_drops;
+      if (server_.options.send_queue_policy == SendQueuePolicy::drop) {
+        if (++drops_ == 1 || drops_ % 1000 == 0)
+          log().warn("{} {}: send queue full ({} messages), {} message(s) dropped so far",
+                     consumer_->scope().path, client(), queue_.size(), drops_);
+        return SendStatus::dropped;
+      }
+      log().warn("{} {}: send queue full ({} messages): closing with 1008; the client is not reading",
+                 consumer_->scope().path, client(), queue_.size());
+      // The client is not reading: what is queued would never arrive anyway.
+      queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
+      close(close_code::policy_violation, "send queue overflow: the client is not reading");
+      return SendStatus::closed;
+    }
+    queue_.push_back(std::move(frame));
+    if (state_ == State::open && !writing_) write_next();
+    return SendStatus::queued;
+  }
+
+  void close(int code, std::string reason) {
+    if (state_ == State::connecting) {
+      // Closing before accept refuses the handshake, as in Channels.
+      refused_code_ = code;
+      refuse(http::status::forbidden);
+      return;
+    }
+    if (state_ == State::closing || state_ == State::closed) return;
+    if (!sendable_close_code(code)) {
+      log().error("close({}) on {}: that code may not be sent (use 1000-1003, 1007-1014 or 3000-4999); "
+                  "closing with 1000",
+                  code, consumer_->scope().path);
+      code = close_code::normal;
+    }
+    close_code_ = code;
+    close_reason_ = std::move(reason);
+    if (state_ == State::handshaking) {
+      // The handshake is in flight: close right after it completes.
+      close_after_accept_ = true;
+      return;
+    }
+    state_ = State::closing;
+    ConsumerAccess::mark_closed(*consumer_);
+    // Frames queued before close() go out first; the close frame follows.
+    if (!writing_) start_close();
+  }
+
+ private:
+  enum class State { connecting, handshaking, open, closing, closed };
+
+  std::string client() const {
+    return consumer_->scope().client.host + ":" + std::to_string(consumer_->scope().client.port);
+  }
+
+  void connect() {
+    auto self = shared_from_this();
+    connect_ran_ = true;
+    link_.open(*consumer_, server_.layer, strand_, weak_from_this(),
+               [this](const Message& m) { guarded([&] { ConsumerAccess::dispatch(*consumer_, m); }); });
+    guarded([&] { consumer_->on_connect(); });
+    if (state_ == State::connecting) {
+      // on_connect neither accepted nor refused yet (it may be waiting on
+      // something): give it until the handshake timeout.
+      handshake_timer_.emplace(strand_);
+      handshake_timer_->expires_after(server_.options.handshake_timeout);
+      handshake_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+        auto s = weak.lock();
+        if (ec || !s || s->state_ != State::connecting) return;
+        log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
+                   s->server_.options.handshake_timeout.count());
+        s->refuse(http::status::forbidden);
+      });
+    }
+  }
+
+  void refuse(http::status status) {
+    if (state_ != State::connecting) return;
+    state_ = State::closing;
+    handshake_timer_.reset();
+    ConsumerAccess::mark_closed(*consumer_);
+    auto res = std::make_shared<http::response<http::string_body>>(status, req_.version());
+    res->set(http::field::server, "cppchannels");
+    res->set(http::field::content_type, "text/plain; charset=utf-8");
+    res->body() = std::to_string(static_cast<int>(status)) + " " + std::string(obsolete_reason(status)) +
+                  ": the server refused this WebSocket connection\n";
+    res->keep_alive(false);
+    res->prepare_payload();
+    log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
+    auto& tcp = ws_.next_layer();
+    tcp.expires_after(server_.options.handshake_timeout);
+    http::async_write(tcp, *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
+      boost::system::error_code ec;
+      self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->ws_.next_layer().close();
+      self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
+    });
+  }
+
+  void on_accept(boost::system::error_code ec) {
+    if (ec) {
+      log().info("WSREJECT {} {} handshake failed: {}", consumer_->scope().path, client(), ec.message());
+      finish(close_code::abnormal);
+      return;
+    }
+    state_ = State::open;
+    ++server_.websockets_open;
+    log().info("WSCONNECT {} {}", consumer_->scope().path, client());
+    read();
+    if (close_after_accept_) {
+      state_ = State::closing;
+      ConsumerAccess::mark_closed(*consumer_);
+      if (!writing_) start_close();
+    } else if (server_shutdown_) {
+      close(close_code::going_away, "server shutting down");
+    } else if (!queue_.empty() && !writing_) {
+      write_next();
+    }
+  }
+
+  void read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(boost::system::error_code ec) {
+    if (ec) {
+      int code = close_code::abnormal;
+      if (ec == websocket::error::closed) {
+        // The peer's close frame (or the answer to ours) carries the code.
+        code = ws_.reason().code ? static_cast<int>(ws_.reason().code) : 1005;
+        if (close_code_ && state_ == State::closing) code = close_code_;
+      } else if (ec == websocket::error::message_too_big) {
+        code = close_code::too_big;  // Beast has sent the close frame with 1009
+      } else if (state_ == State::closing && close_code_) {
+        code = close_code_;
+      }
+      finish(code);
+      return;
+    }
+    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    if (state_ == State::open) {
+      bool text = ws_.got_text();
+      guarded([&] {
+        if (text)
+          consumer_->on_receive(data);
+        else
+          consumer_->on_receive_bytes(data);
+      });
+    }
+    buffer_.consume(buffer_.size());
+    read();
+  }
+
+  void write_next() {
+    writing_ = true;
+    auto& f = queue_.front();
+    ws_.text(!f.binary);
+    ws_.async_write(net::buffer(*f.payload), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      self->on_write(ec);
+    });
+  }
+
+  void on_write(boost::system::error_code ec) {
+    writing_ = false;
+    if (!queue_.empty()) queue_.pop_front();
+    if (ec) {
+      // The read side sees the same failure and finishes the session.
+      queue_.clear();
+      return;
+    }
+    if (state_ == State::closing) {
+      if (!queue_.empty())
+        write_next();
+      else
+        start_close();
+      return;
+    }
+    if (!queue_.empty()) write_next();
+  }
+
+  void start_close() {
+    if (close_started_) return;
+    close_started_ = true;
+    // A peer that never answers the close frame (or never reads) is cut off.
+    close_timer_.expires_after(server_.options.handshake_timeout);
+    close_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto s = weak.lock(); s && !ec) beast::get_lowest_layer(s->ws_).close();
+    });
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+                    [self = shared_from_this()](boost::system::error_code) {
+                      // The pending read completes with `closed` and finishes the session.
+                    });
+  }
+
+  template <class F>
+  void guarded(F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log().error("consumer for {} {} threw: {}; closing the connection with 1011", consumer_->scope().path,
+                  client(), e.what());
+      if (state_ == State::connecting)
+        refuse(http::status::internal_server_error);
+      else
+        close(close_code::internal_error, "internal server error");
+    }
+  }
+
+  // Runs on_disconnect once and releases the channel and groups.
+  void finish(int code) {
+    if (state_ == State::closed && finished_) return;
+    bool was_open = state_ == State::open || state_ == State::closing;
+    state_ = State::closed;
+    if (finished_) return;
+    finished_ = true;
+    close_timer_.cancel();
+    handshake_timer_.reset();
+    queue_.clear();
+    if (!connect_ran_) return;
+    ConsumerAccess::mark_closed(*consumer_);
+    if (was_open && consumer_->accepted()) {
+      --server_.websockets_open;
+      log().info("WSDISCONNECT {} {} {}", consumer_->scope().path, client(), code);
+    }
+    try {
+      consumer_->on_disconnect(code);
+    } catch (const std::exception& e) {
+      log().error("on_disconnect for {} threw: {}", consumer_->scope().path, e.what());
+    }
+    link_.close(*consumer_);
+  }
+
+  ServerImpl& server_;
+  websocket::stream<beast::tcp_stream> ws_;
+  Strand strand_;
+  Request req_;
+  std::unique_ptr<WebsocketConsumer> consumer_;
+  ConsumerLink link_;
+  beast::flat_buffer buffer_;
+  std::deque<OutFrame> queue_;
+  net::steady_timer close_timer_;
+  std::optional<net::steady_timer> handshake_timer_;
+  State state_ = State::connecting;
+  bool writing_ = false;
+  bool close_started_ = false;
+  bool close_after_accept_ = false;
+  bool connect_ran_ = false;
+  bool finished_ = false;
+  bool server_shutdown_ = false;
+  int close_code_ = 0;
+  int refused_code_ = 0;
+  std::string close_reason_;
+  std::uint64_t drops_ = 0;
+};
+
+void WsTransport::accept(std::string subprotocol) {
+  if (auto s = session_.lock()) s->accept(std::move(subprotocol));
+}
+SendStatus WsTransport::send(OutFrame frame) {
+  auto s = session_.lock();
+  return s ? s->send(std::move(frame)) : SendStatus::closed;
+}
+void WsTransport::close(int code, std::string reason) {
+  if (auto s = session_.lock()) s->close(code, std::move(reason));
+}
+
+}  // namespace
+
+void start_websocket_session(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+                             std::unique_ptr<Consumer> consumer) {
+  std::make_shared<WebsocketSession>(server, std::move(stream), std::move(req), std::move(scope),
+                                     std::move(consumer))
+      ->start();
+}
+
+}  // namespace channels::detail
