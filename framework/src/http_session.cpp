@@ -61,7 +61,7 @@ class HttpResponder final : public HttpTransport {
 class HttpSession final : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(ServerImpl& server, tcp::socket socket)
-      : server_(server), stream_(std::move(socket)), strand_(stream_.get_executor()) {}
+      : server_(server), stream_(std::move(socket)), strand_(strand_of(stream_.get_executor())) {}
 
   ~HttpSession() override {
     finish_consumer();
@@ -202,9 +202,9 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     // A consumer that never answers gets the client a 504, not a hang.
     response_timer_.emplace(strand_);
     response_timer_->expires_after(server_.options.handshake_timeout);
-    response_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      auto self = weak.lock();
-      if (ec || !self || !self->consumer_ || self->consumer_->responded()) return;
+    // The timer also keeps this session alive while the consumer works.
+    response_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->consumer_ || self->consumer_->responded()) return;
       log().error("{} {}: the consumer did not respond within {} ms", self->scope_.method,
                   self->scope_.path, self->server_.options.handshake_timeout.count());
       self->consumer_->send_response(504, "504 Gateway Timeout\n", {{"Content-Type", "text/plain"}});

@@ -72,7 +72,7 @@ void ServerImpl::start() {
 void ServerImpl::do_accept() {
   // Each connection gets its own strand: its consumer code never runs on two
   // threads at once.
-  acceptor->async_accept(net::make_strand(ioc->get_executor()),
+  acceptor->async_accept(Strand(net::any_io_executor(ioc->get_executor())),
                          [this](boost::system::error_code ec, tcp::socket socket) {
                            if (ec == net::error::operation_aborted || stopping) return;
                            if (ec) {

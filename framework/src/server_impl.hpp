@@ -2,6 +2,7 @@
 // Private to the server: what every session shares.
 
 #include <atomic>
+#include <cassert>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +15,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <channels/executor.hpp>
 #include <channels/server.hpp>
 
 namespace channels::detail {
@@ -64,6 +66,13 @@ struct ServerImpl {
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> send_queue_drops{0};
 };
+
+/// The strand a connection's socket was accepted on.
+inline Strand strand_of(const net::any_io_executor& ex) {
+  const Strand* s = ex.target<Strand>();
+  assert(s && "sockets are accepted on a channels::Strand");
+  return *s;
+}
 
 /// Starts serving one accepted TCP connection (HTTP first, maybe upgraded).
 void start_http_session(ServerImpl& server, tcp::socket socket);

@@ -43,7 +43,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                    std::unique_ptr<Consumer> consumer)
       : server_(server),
         ws_(std::move(stream)),
-        strand_(ws_.get_executor()),
+        strand_(strand_of(ws_.get_executor())),
         req_(std::move(req)),
         consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
         close_timer_(strand_) {
@@ -168,9 +168,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       // something): give it until the handshake timeout.
       handshake_timer_.emplace(strand_);
       handshake_timer_->expires_after(server_.options.handshake_timeout);
-      handshake_timer_->async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-        auto s = weak.lock();
-        if (ec || !s || s->state_ != State::connecting) return;
+      // The timer also keeps this session alive while on_connect decides.
+      handshake_timer_->async_wait([s = shared_from_this()](boost::system::error_code ec) {
+        if (ec || s->state_ != State::connecting) return;
         log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
                    s->server_.options.handshake_timeout.count());
         s->refuse(http::status::forbidden);
