@@ -49,6 +49,35 @@ struct WebsocketClient::Impl {
                               "WebsocketClient: the connection is not open");
   }
 
+  void write(std::string_view data, bool binary) {
+    require_open();
+    ws->binary(binary);
+    boost::system::error_code ec;
+    bool done = false;
+    ws->async_write(net::buffer(data.data(), data.size()), [&](boost::system::error_code e, std::size_t) {
+      ec = e, done = true;
+    });
+    if (!run_until([&] { return done; }, options.timeout))
+      throw std::system_error(make_error_code(net::error::timed_out), "WebsocketClient: send timed out");
+    if (ec) {
+      // The server may have closed with a reason while we were writing (1009
+      // for a message too big): its close frame can still be read.
+      if (!reading) {
+        reading = true;
+        read_done = false;
+        ws->async_read(buffer, [this](boost::system::error_code e, std::size_t) {
+          read_ec = e;
+          read_done = true;
+        });
+      }
+      run_until([&] { return read_done; }, std::chrono::milliseconds(500));
+      reading = false;
+      mark_closed(read_done && read_ec ? read_ec : ec);
+      throw std::system_error(ec, "WebsocketClient: send failed, the connection is closed (close code " +
+                                      std::to_string(close_code) + ")");
+    }
+  }
+
   void mark_closed(const boost::system::error_code& ec) {
     open = false;
     if (ec == websocket::error::closed) {
@@ -151,39 +180,8 @@ HandshakeResult WebsocketClient::connect(std::string_view url, Options options) 
   return result;
 }
 
-void WebsocketClient::send(std::string_view text) {
-  auto& d = *impl_;
-  d.require_open();
-  d.ws->text(true);
-  boost::system::error_code ec;
-  bool done = false;
-  d.ws->async_write(net::buffer(text.data(), text.size()), [&](boost::system::error_code e, std::size_t) {
-    ec = e, done = true;
-  });
-  if (!d.run_until([&] { return done; }, d.options.timeout))
-    throw std::system_error(make_error_code(net::error::timed_out), "WebsocketClient::send timed out");
-  if (ec) {
-    d.mark_closed(ec);
-    throw std::system_error(ec, "WebsocketClient::send");
-  }
-}
-
-void WebsocketClient::send_bytes(std::string_view bytes) {
-  auto& d = *impl_;
-  d.require_open();
-  d.ws->binary(true);
-  boost::system::error_code ec;
-  bool done = false;
-  d.ws->async_write(net::buffer(bytes.data(), bytes.size()), [&](boost::system::error_code e, std::size_t) {
-    ec = e, done = true;
-  });
-  if (!d.run_until([&] { return done; }, d.options.timeout))
-    throw std::system_error(make_error_code(net::error::timed_out), "WebsocketClient::send_bytes timed out");
-  if (ec) {
-    d.mark_closed(ec);
-    throw std::system_error(ec, "WebsocketClient::send_bytes");
-  }
-}
+void WebsocketClient::send(std::string_view text) { impl_->write(text, false); }
+void WebsocketClient::send_bytes(std::string_view bytes) { impl_->write(bytes, true); }
 
 std::optional<ClientMessage> WebsocketClient::receive(std::chrono::milliseconds timeout) {
   auto& d = *impl_;

@@ -112,7 +112,7 @@ class Loader {
     check_keys(n, "server",
                {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
-                "send_queue_max", "send_queue_policy", "drain_timeout"});
+                "send_queue_max_bytes", "send_queue_policy", "drain_timeout"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -133,11 +133,7 @@ class Loader {
     if (n["idle_timeout"]) o.idle_timeout = seconds(n["idle_timeout"], "server.idle_timeout");
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
-    if (n["send_queue_max"]) {
-      int q = scalar<int>(n["send_queue_max"], "server.send_queue_max", "a number of messages");
-      if (q < 1) fail(n["send_queue_max"], "`server.send_queue_max` must be at least 1");
-      o.send_queue_max = static_cast<std::size_t>(q);
-    }
+    if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");
     if (n["send_queue_policy"]) {
       auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;
@@ -147,7 +143,7 @@ class Loader {
   }
 
   void load_layer(const YAML::Node& n, LayerConfig& c) const {
-    check_keys(n, "channel_layer", {"backend", "capacity", "expiry", "group_expiry", "hosts", "prefix"});
+    check_keys(n, "channel_layer", {"backend", "capacity", "consumer_buffer", "expiry", "group_expiry", "hosts", "prefix"});
     if (n["backend"]) {
       c.backend = scalar<std::string>(n["backend"], "channel_layer.backend", "memory, redis or redis-pubsub");
       std::vector<std::string> known{"memory", "redis", "redis-pubsub"};
@@ -159,6 +155,11 @@ class Loader {
       int cap = scalar<int>(n["capacity"], "channel_layer.capacity", "a number of messages per channel");
       if (cap < 1) fail(n["capacity"], "`channel_layer.capacity` must be at least 1");
       c.options.capacity = static_cast<std::size_t>(cap);
+    }
+    if (n["consumer_buffer"]) {
+      int b = scalar<int>(n["consumer_buffer"], "channel_layer.consumer_buffer", "a number of messages");
+      if (b < 1) fail(n["consumer_buffer"], "`channel_layer.consumer_buffer` must be at least 1");
+      c.options.consumer_buffer = static_cast<std::size_t>(b);
     }
     if (n["expiry"]) c.options.expiry = seconds(n["expiry"], "channel_layer.expiry");
     if (n["group_expiry"]) c.options.group_expiry = seconds(n["group_expiry"], "channel_layer.group_expiry");

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include <boost/asio/post.hpp>
+#include <boost/core/demangle.hpp>
 
 #include <channels/errors.hpp>
 #include <channels/log.hpp>
@@ -72,7 +73,7 @@ void Consumer::on_unknown_message(const Message& msg) {
   log().error(
       "no handler for message type '{}' on consumer {} (channel {}, path {}): register one with "
       "handle(\"{}\", ...) in the consumer's constructor; the message was dropped",
-      type.empty() ? "<missing>" : std::string(type), typeid(*this).name(), channel_name_, scope_.path,
+      type.empty() ? "<missing>" : std::string(type), boost::core::demangle(typeid(*this).name()), channel_name_, scope_.path,
       type.empty() ? "some.type" : std::string(type));
 }
 

@@ -86,6 +86,10 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     });
   }
 
+  void abort() override {
+    net::post(strand_, [self = shared_from_this()] { self->stream_.close(); });
+  }
+
   void respond(HttpResponse r) {
     response_timer_.reset();
     auto res = std::make_shared<http::response<http::string_body>>();

@@ -3,6 +3,7 @@
 #include <random>
 
 #include <channels/errors.hpp>
+#include <channels/log.hpp>
 
 namespace channels {
 
@@ -42,7 +43,7 @@ std::string InMemoryChannelLayer::new_channel(std::string_view prefix) {
 
 std::shared_ptr<Inbox> InMemoryChannelLayer::channel_locked(const std::string& name) {
   auto& ch = channels_[name];
-  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity);
+  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity, options_.consumer_buffer);
   return ch.inbox;
 }
 
@@ -56,7 +57,7 @@ void InMemoryChannelLayer::send(std::string_view channel, Message msg, Completio
     sweep_locked(t);
     ok = channel_locked(std::string(channel))->push(std::move(shared), t);
     ++stats_.messages_sent;
-    if (!ok) ++stats_.dropped_full;
+    if (!ok) note_drop_locked(channel, 1);
   }
   if (done) done(ok ? std::error_code{} : make_error_code(LayerError::channel_full));
 }
@@ -114,7 +115,7 @@ void InMemoryChannelLayer::group_send(std::string_view group, Message msg, Group
       if (it->second.empty()) groups_.erase(it);
     }
     stats_.messages_sent += result.delivered + result.dropped;
-    stats_.dropped_full += result.dropped;
+    if (result.dropped) note_drop_locked(group, result.dropped);
   }
   if (done) done(result);
 }
@@ -123,7 +124,7 @@ std::shared_ptr<Inbox> InMemoryChannelLayer::attach(std::string_view channel) {
   require_channel_name(channel);
   std::lock_guard lock(mutex_);
   auto& ch = channels_[std::string(channel)];
-  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity);
+  if (!ch.inbox) ch.inbox = std::make_shared<Inbox>(options_.capacity, options_.consumer_buffer);
   ch.attached = true;
   return ch.inbox;
 }
@@ -144,9 +145,7 @@ MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
   std::lock_guard lock(mutex_);
   auto it = channels_.find(std::string(channel));
   if (it == channels_.end()) return nullptr;
-  auto m = it->second.inbox->take_one(now(), options_.expiry);
-  if (!it->second.attached && it->second.inbox->empty()) channels_.erase(it);
-  return m;
+  return it->second.inbox->take_one(now(), options_.expiry);
 }
 
 void InMemoryChannelLayer::remove_from_groups_locked(const std::string& channel) {
@@ -164,12 +163,11 @@ void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {
   for (auto it = channels_.begin(); it != channels_.end();) {
     std::size_t expired = it->second.inbox->drop_expired(t, options_.expiry);
     stats_.dropped_expired += expired;
-    if (expired && !it->second.attached) {
-      remove_from_groups_locked(it->first);
-      if (it->second.inbox->empty()) {
-        it = channels_.erase(it);
-        continue;
-      }
+    if (expired && !it->second.attached) remove_from_groups_locked(it->first);
+    // Unread, unattached and in no group (only this map holds the inbox): forget it.
+    if (!it->second.attached && it->second.inbox->empty() && it->second.inbox.use_count() == 1) {
+      it = channels_.erase(it);
+      continue;
     }
     ++it;
   }
@@ -178,6 +176,16 @@ void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {
       m = t - m->second.added >= options_.group_expiry ? g->second.erase(m) : std::next(m);
     g = g->second.empty() ? groups_.erase(g) : std::next(g);
   }
+}
+
+void InMemoryChannelLayer::note_drop_locked(std::string_view where, std::size_t n) {
+  // Every drop is counted; the log says so for the first and every 1000th.
+  auto before = stats_.dropped_full;
+  stats_.dropped_full += n;
+  if (before == 0 || before / 1000 != stats_.dropped_full / 1000)
+    log().warn("channel layer: {} message(s) for {} dropped because a channel was full ({} dropped in all); "
+               "raise channel_layer.capacity, or make sure the channel is read",
+               n, where, stats_.dropped_full);
 }
 
 LayerStats InMemoryChannelLayer::stats() const {

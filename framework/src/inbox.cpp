@@ -6,7 +6,7 @@ bool Inbox::push(MessagePtr msg, Clock::time_point now) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
-    if (queue_.size() >= capacity_) {
+    if (queue_.size() >= (wake_ ? live_capacity_ : capacity_)) {
       dropped_full_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }

@@ -117,13 +117,27 @@ void ServerImpl::begin_shutdown() {
              live.size() == 1 ? "" : "s", options.drain_timeout.count());
   for (auto& s : live) s->shutdown();
   // Poll until every session is gone or the drain timeout passes, then stop.
+  // After the drain timeout, whatever is left is cut, and given a moment to
+  // run its on_disconnect before the threads stop.
   auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
+  auto hard_deadline = deadline + std::chrono::seconds(1);
   drain_timer.emplace(*ioc);
   auto poll = std::make_shared<std::function<void()>>();
-  *poll = [this, deadline, poll] {
-    if (session_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
-      if (session_count())
-        log().warn("drain timeout: {} connection(s) still open are cut", session_count());
+  auto aborted = std::make_shared<bool>(false);
+  *poll = [this, deadline, hard_deadline, poll, aborted] {
+    auto now = std::chrono::steady_clock::now();
+    if (session_count() && now >= deadline && !*aborted) {
+      *aborted = true;
+      log().warn("drain timeout: cutting {} connection(s) still open", session_count());
+      std::vector<std::shared_ptr<Session>> left;
+      {
+        std::lock_guard lock(mutex);
+        for (auto& [_, w] : sessions)
+          if (auto s = w.lock()) left.push_back(std::move(s));
+      }
+      for (auto& s : left) s->abort();
+    }
+    if (session_count() == 0 || now >= hard_deadline) {
       work.reset();
       ioc->stop();
       *poll = nullptr;  // break the self-reference

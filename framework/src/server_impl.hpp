@@ -30,6 +30,9 @@ class Session {
   /// Posted on the session's strand when the server stops: finish what is
   /// in flight and close (WebSockets with 1001).
   virtual void shutdown() = 0;
+  /// Posted when the drain timeout has passed: cut the connection now (the
+  /// consumer still gets on_disconnect).
+  virtual void abort() = 0;
 };
 
 struct ServerImpl {

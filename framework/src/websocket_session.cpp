@@ -75,6 +75,17 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     });
   }
 
+  void abort() override {
+    net::post(strand_, [self = shared_from_this()] {
+      if (!self->close_code_) self->close_code_ = close_code::going_away;
+      if (self->state_ == State::connecting || self->state_ == State::handshaking) {
+        self->state_ = State::closing;
+        self->finish(close_code::going_away);
+      }
+      beast::get_lowest_layer(self->ws_).close();
+    });
+  }
+
   // ---- what the consumer asks for (always on the strand) ----
 
   void accept(std::string subprotocol) {
@@ -90,7 +101,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     const auto& o = server_.options;
     ws_.set_option(websocket::stream_base::timeout{o.handshake_timeout, o.idle_timeout, o.keepalive_pings});
-    ws_.read_message_max(o.max_message_bytes);
+    // The size limit is enforced here, not by Beast: Beast's teardown closes
+    // the socket with the client's data unread, and the resulting RST can
+    // destroy the 1009 close frame before the client reads it.
+    ws_.read_message_max(0);
     ws_.auto_fragment(false);
     ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
       res.set(http::field::server, "cppchannels");
@@ -103,21 +117,24 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   SendStatus send(OutFrame frame) {
     if (state_ == State::closing || state_ == State::closed) return SendStatus::closed;
-    if (queue_.size() >= server_.options.send_queue_max) {
+    std::size_t cost = frame.payload->size() + frame_overhead;
+    if (queued_bytes_ + cost > server_.options.send_queue_max_bytes && !queue_.empty()) {
       ++server_.send_queue_drops;
       if (server_.options.send_queue_policy == SendQueuePolicy::drop) {
         if (++drops_ == 1 || drops_ % 1000 == 0)
-          log().warn("{} {}: send queue full ({} messages), {} message(s) dropped so far",
-                     consumer_->scope().path, client(), queue_.size(), drops_);
+          log().warn("{} {}: send queue full ({} bytes in {} messages), {} message(s) dropped so far",
+                     consumer_->scope().path, client(), queued_bytes_, queue_.size(), drops_);
         return SendStatus::dropped;
       }
-      log().warn("{} {}: send queue full ({} messages): closing with 1008; the client is not reading",
-                 consumer_->scope().path, client(), queue_.size());
+      log().warn("{} {}: send queue full ({} bytes in {} messages): closing with 1008; the client is not reading",
+                 consumer_->scope().path, client(), queued_bytes_, queue_.size());
       // The client is not reading: what is queued would never arrive anyway.
       queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
+      recount();
       close(close_code::policy_violation, "send queue overflow: the client is not reading");
       return SendStatus::closed;
     }
+    queued_bytes_ += cost;
     queue_.push_back(std::move(frame));
     if (state_ == State::open && !writing_) write_next();
     return SendStatus::queued;
@@ -152,6 +169,15 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
  private:
   enum class State { connecting, handshaking, open, closing, closed };
+
+  // What a queued message costs besides its payload (queue slot, shared
+  // string header, frame header), so that empty messages count too.
+  static constexpr std::size_t frame_overhead = 64;
+
+  void recount() {
+    queued_bytes_ = 0;
+    for (auto& f : queue_) queued_bytes_ += f.payload->size() + frame_overhead;
+  }
 
   std::string client() const {
     return consumer_->scope().client.host + ":" + std::to_string(consumer_->scope().client.port);
@@ -223,12 +249,14 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   void read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    reading_ = true;
+    ws_.async_read_some(buffer_, read_chunk, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       self->on_read(ec);
     });
   }
 
   void on_read(boost::system::error_code ec) {
+    reading_ = false;
     if (ec) {
       int code = close_code::abnormal;
       if (ec == websocket::error::closed) {
@@ -241,6 +269,17 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         code = close_code_;
       }
       finish(code);
+      return;
+    }
+    if (buffer_.size() > server_.options.max_message_bytes) {
+      // Too big: say so with 1009 and stop reading; the closing handshake
+      // reads (and discards) the rest, so the client can see the close frame.
+      buffer_.consume(buffer_.size());
+      if (state_ == State::open) close(close_code::too_big, "message too big");
+      return;
+    }
+    if (!ws_.is_message_done()) {
+      read();
       return;
     }
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
@@ -268,10 +307,14 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_write(boost::system::error_code ec) {
     writing_ = false;
-    if (!queue_.empty()) queue_.pop_front();
+    if (!queue_.empty()) {
+      queued_bytes_ -= queue_.front().payload->size() + frame_overhead;
+      queue_.pop_front();
+    }
     if (ec) {
       // The read side sees the same failure and finishes the session.
       queue_.clear();
+      queued_bytes_ = 0;
       return;
     }
     if (state_ == State::closing) {
@@ -294,7 +337,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     });
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
                     [self = shared_from_this()](boost::system::error_code) {
-                      // The pending read completes with `closed` and finishes the session.
+                      // With a read pending, the read completes with `closed` and
+                      // finishes the session; without one, this does.
+                      if (!self->reading_) self->finish(self->close_code_ ? self->close_code_ : close_code::abnormal);
                     });
   }
 
@@ -357,6 +402,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   int refused_code_ = 0;
   std::string close_reason_;
   std::uint64_t drops_ = 0;
+  std::size_t queued_bytes_ = 0;
+  bool reading_ = false;
+  static constexpr std::size_t read_chunk = 64 * 1024;
 };
 
 void WsTransport::accept(std::string subprotocol) {

@@ -1,7 +1,14 @@
 #pragma once
-// The queue behind one channel in this process: bounded by the layer's
-// capacity, with an expiry per message, and a wake-up for whoever reads it.
+// The queue behind one channel in this process, with an expiry per message
+// and a wake-up for whoever reads it.
+//
+// Two bounds, as in channels_redis: `capacity` bounds what waits for a
+// channel nobody is reading (there, the Redis list); once a consumer is
+// attached it takes each message as it arrives, into a local buffer bounded
+// by `live_capacity` (which channels_redis leaves unbounded), so a burst is
+// not lost to the few microseconds a consumer waits for its strand.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -18,10 +25,12 @@ class Inbox {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit Inbox(std::size_t capacity) : capacity_(capacity) {}
+  explicit Inbox(std::size_t capacity, std::size_t live_capacity = 0)
+      : capacity_(capacity), live_capacity_(std::max(capacity, live_capacity)) {}
 
-  /// Queues a message. False if the inbox is full: the message is dropped for
-  /// this channel (Channels' semantics: a full channel never blocks a sender).
+  /// Queues a message. False if the inbox is full (`capacity` without a
+  /// reader, `live_capacity` with one): the message is dropped for this
+  /// channel (Channels' semantics: a full channel never blocks a sender).
   bool push(MessagePtr msg, Clock::time_point now);
 
   /// Takes every queued message that has not expired, oldest first. Expired
@@ -53,6 +62,7 @@ class Inbox {
   std::size_t drop_expired_locked(Clock::time_point now, std::chrono::milliseconds expiry);
 
   const std::size_t capacity_;
+  const std::size_t live_capacity_;
   mutable std::mutex mutex_;
   std::deque<Entry> queue_;
   std::function<void()> wake_;

@@ -19,7 +19,12 @@ namespace channels {
 
 /// Settings shared by every backend, with Channels' defaults.
 struct LayerOptions {
-  std::size_t capacity = 100;                         // messages per channel
+  /// Messages waiting per channel that nobody is reading (Channels' capacity).
+  std::size_t capacity = 100;
+  /// Messages buffered per connected consumer between arrival and its
+  /// handlers (a bound against overload; reached only if the server cannot
+  /// keep up for a long time).
+  std::size_t consumer_buffer = 65536;
   std::chrono::milliseconds expiry{60'000};           // a message's life in a channel
   std::chrono::milliseconds group_expiry{86'400'000}; // a membership's life
 };
