@@ -1,0 +1,142 @@
+// The bundled chat app, loaded from the repo's routing.yaml, over real sockets.
+
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "consumers.hpp"
+#include "test_server.hpp"
+
+using namespace channels;
+using namespace std::chrono_literals;
+using testing_support::TestServer;
+
+namespace {
+
+struct ChatApp : ::testing::Test {
+  static Config config() {
+    Registry r;
+    chat::register_consumers(r);
+    return load_config(std::filesystem::path(CHANNELS_SOURCE_DIR) / "routing.yaml", r);
+  }
+  void SetUp() override {
+    auto c = config();
+    auto o = c.server;
+    o.port = 0;
+    o.bind = "127.0.0.1";
+    o.threads = 2;
+    server = std::make_unique<TestServer>(c.application, o, make_layer(c.channel_layer));
+  }
+  std::unique_ptr<TestServer> server;
+};
+
+}  // namespace
+
+TEST_F(ChatApp, TwoClientsInOneRoomBothGetAMessage) {
+  WebsocketClient a, b, other;
+  ASSERT_TRUE(a.connect(server->url("/ws/chat/lobby/")).accepted);
+  ASSERT_TRUE(b.connect(server->url("/ws/chat/lobby/")).accepted);
+  ASSERT_TRUE(other.connect(server->url("/ws/chat/elsewhere/")).accepted);
+  a.send(R"({"message": "hello room"})");
+  for (auto* c : {&a, &b}) {
+    auto m = c->receive();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(Json::parse(m->data), (Json{{"message", "hello room"}}));
+  }
+  EXPECT_FALSE(other.receive(200ms));  // another room hears nothing
+  EXPECT_TRUE(other.is_open());
+}
+
+TEST_F(ChatApp, HundredClientsTimesHundredMessagesAllArriveInEachSendersOrder) {
+  constexpr int clients = 100, per_client = 100;
+  std::vector<WebsocketClient> ws(clients);
+  for (auto& c : ws) ASSERT_TRUE(c.connect(server->url("/room/big/")).accepted);
+  std::vector<std::string> failures(clients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      auto& c = ws[i];
+      for (int n = 0; n < per_client; ++n) c.send(std::to_string(i) + ":" + std::to_string(n));
+      std::vector<int> next(clients, 0);
+      for (int got = 0; got < clients * per_client; ++got) {
+        auto m = c.receive(20s);
+        if (!m) {
+          failures[i] = "client " + std::to_string(i) + " got only " + std::to_string(got) + " messages";
+          return;
+        }
+        auto colon = m->data.find(':');
+        int sender = std::stoi(m->data.substr(0, colon)), seq = std::stoi(m->data.substr(colon + 1));
+        if (seq != next[sender]) {
+          failures[i] = "client " + std::to_string(i) + ": from " + std::to_string(sender) + " expected #" +
+                        std::to_string(next[sender]) + ", got #" + std::to_string(seq);
+          return;
+        }
+        ++next[sender];
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(server->server.channel_layer().stats().dropped_full, 0u);
+}
+
+TEST_F(ChatApp, InvalidJsonClosesWith1007AndBinaryWith1003) {
+  WebsocketClient a, b, c;
+  ASSERT_TRUE(a.connect(server->url("/ws/chat/r/")).accepted);
+  a.send("{not json");
+  EXPECT_FALSE(a.receive());
+  EXPECT_EQ(a.close_code(), 1007);
+  ASSERT_TRUE(b.connect(server->url("/ws/chat/r/")).accepted);
+  b.send_bytes("\x01\x02");
+  EXPECT_FALSE(b.receive());
+  EXPECT_EQ(b.close_code(), 1003);
+  ASSERT_TRUE(c.connect(server->url("/ws/chat/r/")).accepted);
+  c.send(R"({"nomessage": 1})");
+  auto m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(Json::parse(m->data).contains("error"));
+  c.send(R"({"message": "ok"})");
+  m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Json::parse(m->data)["message"], "ok");
+}
+
+TEST_F(ChatApp, BadRoomNameIsRefusedWith403) {
+  WebsocketClient c;
+  auto r = c.connect(server->url("/ws/chat/bad%20room/"));
+  EXPECT_FALSE(r.accepted);
+  EXPECT_EQ(r.status, 403);
+}
+
+TEST_F(ChatApp, EchoKeepsFrameTypesAndRefusesOversizedWith1009) {
+  WebsocketClient c;
+  ASSERT_TRUE(c.connect(server->url("/ws/echo/")).accepted);
+  c.send_bytes(std::string(70000, '\x07'));
+  auto m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->binary);
+  EXPECT_EQ(m->data.size(), 70000u);
+  try {
+    c.send(std::string(1024 * 1024 + 1, 'x'));
+    EXPECT_FALSE(c.receive());
+  } catch (const std::system_error&) {
+    // The server may close while the client is still writing.
+  }
+  EXPECT_FALSE(c.is_open());
+  EXPECT_EQ(c.close_code(), 1009);
+}
+
+TEST_F(ChatApp, PagesServeTheTutorialElementIds) {
+  auto lobby = testing_support::http_get(server->server.port(), "GET /chat/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(lobby.rfind("HTTP/1.1 200", 0), 0u);
+  EXPECT_NE(lobby.find("id=\"room-name-input\""), std::string::npos);
+  EXPECT_NE(lobby.find("id=\"room-name-submit\""), std::string::npos);
+  auto room = testing_support::http_get(server->server.port(),
+                                        "GET /chat/%3Cb%3E%26/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(room.rfind("HTTP/1.1 200", 0), 0u);
+  for (auto id : {"chat-log", "chat-message-input", "chat-message-submit"})
+    EXPECT_NE(room.find(std::string("id=\"") + id + "\""), std::string::npos) << id;
+  EXPECT_EQ(room.find("<b>"), std::string::npos);  // the room name cannot open or close a tag
+  EXPECT_NE(room.find("\"\\u003Cb\\u003E\\u0026\""), std::string::npos) << room;
+}

@@ -1,0 +1,196 @@
+// routing.yaml: what it builds, and that every mistake names file, line and fix.
+
+#include <channels/config.hpp>
+
+#include <gtest/gtest.h>
+
+#include <channels/errors.hpp>
+
+using namespace channels;
+
+namespace {
+
+struct Ws : WebsocketConsumer {};
+struct Page : HttpConsumer {
+  void on_request(const HttpRequest&) override {}
+};
+
+Registry registry() {
+  Registry r;
+  r.add<Ws>("app.Ws").add<Page>("app.Page");
+  return r;
+}
+
+Config parse(std::string_view yaml) { return parse_config(yaml, "routing.yaml", registry()); }
+
+// The ConfigError message for `yaml`, or "" if it loaded.
+std::string error_of(std::string_view yaml) {
+  try {
+    parse(yaml);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "in: " << (haystack)
+
+bool routes(const Config& c, std::string type, std::string path, std::string* kwarg = nullptr,
+            const char* kwarg_name = nullptr) {
+  Scope s;
+  s.type = std::move(type);
+  s.path = std::move(path);
+  auto consumer = c.application->route(s);
+  if (consumer && kwarg) *kwarg = s.kwarg(kwarg_name);
+  return consumer != nullptr;
+}
+
+}  // namespace
+
+TEST(Config, LoadsServerLayerAndRoutes) {
+  auto c = parse(R"(
+server:
+  bind: 0.0.0.0
+  port: 9000
+  threads: 3
+  max_message_bytes: 64KiB
+  idle_timeout: 2.5
+  send_queue_policy: drop
+channel_layer:
+  backend: memory
+  capacity: 7
+  expiry: 30
+  group_expiry: 100
+http:
+  - path: chat/
+    consumer: app.Page
+websocket:
+  - path: ws/chat/<str:room_name>/
+    consumer: app.Ws
+)");
+  EXPECT_EQ(c.server.bind, "0.0.0.0");
+  EXPECT_EQ(c.server.port, 9000);
+  EXPECT_EQ(c.server.threads, 3u);
+  EXPECT_EQ(c.server.max_message_bytes, 65536u);
+  EXPECT_EQ(c.server.idle_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.server.send_queue_policy, SendQueuePolicy::drop);
+  EXPECT_EQ(c.channel_layer.options.capacity, 7u);
+  EXPECT_EQ(c.channel_layer.options.expiry, std::chrono::seconds(30));
+  EXPECT_EQ(c.channel_layer.options.group_expiry, std::chrono::seconds(100));
+  std::string room;
+  EXPECT_TRUE(routes(c, "websocket", "/ws/chat/lobby/", &room, "room_name"));
+  EXPECT_EQ(room, "lobby");
+  EXPECT_TRUE(routes(c, "http", "/chat/"));
+  EXPECT_FALSE(routes(c, "http", "/ws/chat/lobby/"));
+  EXPECT_FALSE(routes(c, "websocket", "/chat/"));
+}
+
+TEST(Config, EmptyFileGivesDefaults) {
+  auto c = parse("");
+  EXPECT_EQ(c.server.port, 8000);
+  EXPECT_EQ(c.channel_layer.backend, "memory");
+  EXPECT_EQ(c.channel_layer.options.capacity, 100u);
+  EXPECT_FALSE(routes(c, "websocket", "/anything/"));
+}
+
+TEST(Config, NestedIncludeAndRePathAndOptions) {
+  auto c = parse(R"(
+websocket:
+  - prefix: api/<int:version>/
+    include:
+      - re_path: ^rooms/(?P<room>\w+)/$
+        consumer: app.Ws
+        options: {greeting: hello, limit: 5, nested: {on: true}}
+)");
+  std::string room;
+  EXPECT_TRUE(routes(c, "websocket", "/api/3/rooms/r1/", &room, "room"));
+  EXPECT_EQ(room, "r1");
+  EXPECT_FALSE(routes(c, "websocket", "/rooms/r1/"));
+  Scope s;
+  s.type = "websocket";
+  s.path = "/api/3/rooms/r1/";
+  auto consumer = c.application->route(s);
+  ASSERT_TRUE(consumer);
+  EXPECT_EQ(consumer->options()["greeting"], "hello");
+  EXPECT_EQ(consumer->options()["limit"], 5);
+  EXPECT_EQ(consumer->options()["nested"]["on"], true);
+  EXPECT_EQ(consumer->resolve_path("x.html"), std::filesystem::path("x.html"));
+}
+
+TEST(ConfigErrors, BadYamlNamesFileAndLine) {
+  auto e = error_of("server:\n  port: 80\n  bind: [unclosed\n");
+  EXPECT_CONTAINS(e, "routing.yaml:");
+  EXPECT_CONTAINS(e, "not valid YAML");
+}
+
+TEST(ConfigErrors, UnknownKeySuggestsTheRightOne) {
+  auto e = error_of("server:\n  bind: 127.0.0.1\n  por: 80\n");
+  EXPECT_CONTAINS(e, "routing.yaml:3:");
+  EXPECT_CONTAINS(e, "unknown key 'por' in `server`");
+  EXPECT_CONTAINS(e, "did you mean 'port'?");
+  auto top = error_of("websockets:\n  - path: x/\n");
+  EXPECT_CONTAINS(top, "routing.yaml:1:");
+  EXPECT_CONTAINS(top, "did you mean 'websocket'?");
+}
+
+TEST(ConfigErrors, UnknownConsumerListsTheRegisteredOnes) {
+  auto e = error_of("websocket:\n  - path: ws/\n    consumer: app.Wss\n");
+  EXPECT_CONTAINS(e, "routing.yaml:3:");
+  EXPECT_CONTAINS(e, "unknown consumer 'app.Wss'");
+  EXPECT_CONTAINS(e, "did you mean 'app.Ws'?");
+  EXPECT_CONTAINS(e, "consumers.add<YourConsumer>(\"app.Wss\")");
+}
+
+TEST(ConfigErrors, ConsumerUnderTheWrongProtocol) {
+  auto e = error_of("websocket:\n  - path: ws/\n    consumer: app.Page\n");
+  EXPECT_CONTAINS(e, "routing.yaml:3:");
+  EXPECT_CONTAINS(e, "is an HTTP consumer");
+  EXPECT_CONTAINS(e, "move the route to `http:`");
+}
+
+TEST(ConfigErrors, BadPatternNamesTheLine) {
+  auto e = error_of("websocket:\n  - path: x/\n    consumer: app.Ws\n  - path: ws/<nope:x>/\n    consumer: app.Ws\n");
+  EXPECT_CONTAINS(e, "routing.yaml:4:");
+  EXPECT_CONTAINS(e, "unknown path converter 'nope'");
+  auto re = error_of("websocket:\n  - re_path: ^ws/(?P<x>[a-/$\n    consumer: app.Ws\n");
+  EXPECT_CONTAINS(re, "routing.yaml:2:");
+  EXPECT_CONTAINS(re, "not a valid regular expression");
+}
+
+TEST(ConfigErrors, RouteShapeMistakes) {
+  EXPECT_CONTAINS(error_of("websocket:\n  - consumer: app.Ws\n"), "exactly one of `path:`");
+  EXPECT_CONTAINS(error_of("websocket:\n  - path: x/\n    re_path: y\n    consumer: app.Ws\n"),
+                  "exactly one of `path:`");
+  EXPECT_CONTAINS(error_of("websocket:\n  - path: x/\n"), "exactly one of `consumer:`");
+  EXPECT_CONTAINS(error_of("websocket:\n  - prefix: x/\n    consumer: app.Ws\n"), "`prefix:` goes with `include:`");
+  EXPECT_CONTAINS(error_of("websocket:\n  path: x/\n"), "must be a list of routes");
+  EXPECT_CONTAINS(error_of("websocket:\n  - path: x/\n    consumer: app.Ws\n    option: {}\n"),
+                  "did you mean 'options'?");
+}
+
+TEST(ConfigErrors, BadValuesSayWhatIsExpected) {
+  EXPECT_CONTAINS(error_of("server:\n  port: eighty\n"), "`server.port` must be a port number");
+  EXPECT_CONTAINS(error_of("server:\n  port: 70000\n"), "from 0 to 65535");
+  EXPECT_CONTAINS(error_of("server:\n  idle_timeout: soon\n"), "a number of seconds");
+  EXPECT_CONTAINS(error_of("server:\n  max_message_bytes: 1 parsec\n"), "unknown unit 'parsec'");
+  EXPECT_CONTAINS(error_of("server:\n  send_queue_policy: explode\n"), "close or drop");
+  EXPECT_CONTAINS(error_of("channel_layer:\n  backend: memroy\n"), "did you mean 'memory'?");
+  EXPECT_CONTAINS(error_of("channel_layer:\n  capacity: 0\n"), "at least 1");
+  EXPECT_CONTAINS(error_of("server: 5\n"), "`server` must be a mapping");
+}
+
+TEST(ConfigErrors, MissingFileSaysHowToPointElsewhere) {
+  try {
+    load_config("/nonexistent/routing.yaml", registry());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_CONTAINS(e.what(), "--routing FILE");
+  }
+}
+
+TEST(ConfigErrors, UnavailableBackendIsRefused) {
+  LayerConfig lc;
+  lc.backend = "redis";
+  EXPECT_THROW(make_layer(lc), ConfigError);
+}
