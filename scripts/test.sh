@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: unit tests, tests
+# over real sockets with the framework's client, and interoperability tests
+# with Python's websockets. Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+scripts/build.sh
+cd "${BUILD_DIR:-build}"
+ctest --output-on-failure --parallel 2 --timeout 300 "$@"
