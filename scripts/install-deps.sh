@@ -12,7 +12,9 @@ packages=(
   libgtest-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-websockets)
+  packages+=(python3 python3-websockets chromium)
+  # Node.js comes with machines of this kind; Debian's own is the fallback.
+  command -v node >/dev/null || packages+=(nodejs npm)
 fi
 
 missing=()
