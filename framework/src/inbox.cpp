@@ -52,21 +52,14 @@ std::size_t Inbox::drop_expired(Clock::time_point now, std::chrono::milliseconds
 }
 
 void Inbox::on_wake(std::function<void()> wake) {
-  bool pending;
+  std::function<void()> now;
   {
     std::lock_guard lock(mutex_);
     wake_ = std::move(wake);
-    pending = !queue_.empty();
+    // Messages that arrived before the reader did must not wait for the next one.
+    if (!queue_.empty()) now = wake_;
   }
-  // Messages that arrived before the reader did must not wait for the next one.
-  if (pending) {
-    std::function<void()> w;
-    {
-      std::lock_guard lock(mutex_);
-      w = wake_;
-    }
-    if (w) w();
-  }
+  if (now) now();
 }
 
 void Inbox::clear_wake() {

@@ -103,6 +103,7 @@ std::size_t ServerImpl::session_count() {
 
 void ServerImpl::begin_shutdown() {
   if (stopping.exchange(true)) return;
+  if (!acceptor || threads.empty()) return;  // never started
   net::post(acceptor->get_executor(), [this] {
     boost::system::error_code ec;
     acceptor->close(ec);
