@@ -14,11 +14,11 @@ COLORS = {"cppchannels": "#2a6fdb", "floor": "#8c8c8c", "daphne": "#2e9e5b"}
 PANELS = [
     ("echo_k1", "msgs/s", "echo, 1 in flight: msgs/s", False),
     ("echo_k8", "msgs/s", "echo, 8 in flight: msgs/s", False),
-    ("echo_k1", "rtt p99", "echo, 1 in flight: RTT p99 (us)", False),
+    ("echo_k1", "server CPU/msg", "echo, 1 in flight: server CPU per msg (us)", False),
     ("fanout_room", "deliveries/s", "fanout room/: deliveries/s", False),
     ("fanout_chat", "deliveries/s", "fanout ws/chat/: deliveries/s", False),
     ("fanout_room", "lost %", "fanout room/: messages lost (%)", False),
-    ("fanout_chat", "latency p99", "fanout ws/chat/: latency p99 (us)", True),
+    ("fanout_room", "server CPU/delivery", "fanout room/: server CPU per delivery (us)", False),
     ("connect", "handshakes/s", "connect: handshakes/s", False),
     ("connect", "RSS/conn", "idle connection: server RSS (KiB)", False),
 ]

@@ -33,12 +33,14 @@ SERVERS = ["cppchannels", "floor", "daphne"]
 # True if higher is better).
 ECHO_METRICS = [
     ("msgs/s", ("msgs_per_s",), "", True),
+    ("server CPU/msg", ("server_cpu_us_per_op",), "us", False),
     ("rtt p50", ("rtt_us", "p50"), "us", False),
     ("rtt p99", ("rtt_us", "p99"), "us", False),
     ("rtt max", ("rtt_us", "max"), "us", False),
 ]
 FANOUT_METRICS = [
     ("deliveries/s", ("deliveries_per_s",), "", True),
+    ("server CPU/delivery", ("server_cpu_us_per_op",), "us", False),
     ("latency p50", ("latency_us", "p50"), "us", False),
     ("latency p99", ("latency_us", "p99"), "us", False),
     ("latency max", ("latency_us", "max"), "us", False),
@@ -47,6 +49,7 @@ FANOUT_METRICS = [
 ]
 CONNECT_METRICS = [
     ("handshakes/s", ("handshakes_per_s",), "", True),
+    ("server CPU/handshake", ("server_cpu_us_per_op",), "us", False),
     ("handshake p99", ("handshake_us", "p99"), "us", False),
     ("RSS/conn", ("rss_bytes_per_conn",), "B", False),
     ("held", ("held",), "", True),
@@ -57,9 +60,9 @@ def scenarios(quick):
     q = quick
     echo_time = ["--warmup", 0.5 if q else 1, "--duration", 2 if q else 5]
     members = 200 if q else 1000
-    burst = 500 if q else 2000
+    burst = 200  # twice the in-memory layer's capacity of 100 per channel
     fan = ["--connections", members, "--size", 32, "--count", burst, "--duration", 10,
-           "--drain", 10 if q else 20, "--idle-drain", 2 if q else 3]
+           "--drain", 10 if q else 25, "--idle-drain", 2 if q else 3]
     conns = 2000 if q else 10000
     out = [
         dict(key="echo_k1", title="echo: 100 conns, 32 B, 1 in flight", mode="echo", route="/ws/echo/",
@@ -149,7 +152,7 @@ def fmt(v, unit=""):
     if v is None:
         return "-"
     if unit == "us":
-        return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us"
+        return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us" if v >= 100 else f"{v:.1f} us"
     if unit == "%":
         return f"{v:.1f}%"
     if unit == "B":
@@ -254,11 +257,11 @@ def main():
                     r["server_rss_kb_after"] = srv.rss_kb()
                     runs[name].append(r)
                     main_label, main_path = sc["metrics"][0][0], sc["metrics"][0][1]
-                    extra = ""
+                    extra = f" cpu/op={fmt(r.get('server_cpu_us_per_op'), 'us')}"
                     if sc["mode"] == "fanout":
-                        extra = f" lost={r.get('lost')}/{r.get('expected')}"
+                        extra += f" lost={r.get('lost')}/{r.get('expected')} drain={r.get('drain_end')}"
                     if sc["mode"] == "connect":
-                        extra = f" held={r.get('held')} rss/conn={r.get('rss_bytes_per_conn')}"
+                        extra += f" held={r.get('held')} rss/conn={r.get('rss_bytes_per_conn')}"
                     err = f" ERROR {r['error']}" if "error" in r else (
                         f" (exit {r['exit_code']})" if r.get("exit_code") else "")
                     print(f"  rep {rep + 1} {name:<12} {main_label}={fmt(dig(r, main_path))}{extra}{err}",
@@ -277,6 +280,11 @@ def main():
             for s, extra in sc.get("per_server_args", {}).items():
                 if s in chosen:
                     notes.append(f"{s}: {' '.join(map(str, extra))}")
+            for s_name in chosen:
+                cut = sum(1 for r in runs[s_name] if r.get("drain_end") == "cap")
+                if cut:
+                    notes.append(f"{s_name}: still delivering when the drain limit ended {cut} of {reps} runs "
+                                 f"(its 'lost' counts those undelivered messages too)")
             entry["notes"] = notes
             report["scenarios"].append(entry)
             fleet.stop()  # each scenario starts from fresh servers

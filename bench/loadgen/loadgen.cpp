@@ -27,6 +27,7 @@
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -37,6 +38,7 @@
 
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -209,6 +211,31 @@ long vm_rss_kb(int pid) {
   while (std::getline(in, line))
     if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
   return -1;
+}
+
+// CPU time (user + system) the process has used, in seconds; -1 without --pid.
+double proc_cpu_s(int pid) {
+  if (pid <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  // Fields after the command: state is field 3; utime and stime are 14 and 15.
+  const char* p = stat.c_str() + paren + 2;
+  double utime = 0, stime = 0;
+  for (int field = 3; field <= 15 && *p; ++field) {
+    char* end;
+    double v = std::strtod(p, &end);
+    if (field == 14) utime = v;
+    if (field == 15) stime = v;
+    p = end;
+    while (*p == ' ') ++p;
+    if (field == 3) {  // the state is a letter, not a number
+      while (*p && *p != ' ') ++p;
+      while (*p == ' ') ++p;
+    }
+  }
+  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 std::string json_escape(std::string_view s) {
@@ -413,13 +440,29 @@ class Driver {
   bool ok() const { return ok_ && !timed_out_; }
   const Options& opt() const { return opt_; }
 
+  // The server's CPU time over the measured phase, per operation (message
+  // echoed, message delivered, handshake): unlike rates, barely disturbed by
+  // other processes sharing the machine.
+  void cpu_begin() { cpu_start_ = proc_cpu_s(opt_.pid); }
+  void cpu_end(std::uint64_t ops) {
+    double now = proc_cpu_s(opt_.pid);
+    if (cpu_start_ < 0 || now < 0 || cpu_ended_) return;
+    cpu_ended_ = true;
+    cpu_s_ = now - cpu_start_;
+    cpu_ops_ = ops;
+  }
+
   std::string common_json() {
-    char b[512];
+    char cpu[160] = "";
+    if (cpu_ended_)
+      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f, \"server_cpu_us_per_op\": %.2f", cpu_s_,
+                    cpu_ops_ ? cpu_s_ * 1e6 / static_cast<double>(cpu_ops_) : 0.0);
+    char b[768];
     std::snprintf(b, sizeof b,
                   "\"mode\": \"%s\", \"url\": \"%s\", \"connections\": %d, \"connected\": %d, "
-                  "\"connect_failed\": %d, \"closed_by_server\": %d, \"timed_out\": %s",
+                  "\"connect_failed\": %d, \"closed_by_server\": %d, \"timed_out\": %s%s",
                   opt_.mode.c_str(), json_escape(opt_.url).c_str(), target_, opened_, failed_, closed_,
-                  timed_out_ ? "true" : "false");
+                  timed_out_ ? "true" : "false", cpu);
     return b;
   }
 
@@ -435,6 +478,9 @@ class Driver {
   int target_ = 0, started_ = 0, opened_ = 0, failed_ = 0, closed_ = 0;
   bool timed_out_ = false, finished_ = false, reported_close_ = false;
   bool ok_ = true;
+  double cpu_start_ = -1, cpu_s_ = 0;
+  std::uint64_t cpu_ops_ = 0;
+  bool cpu_ended_ = false;
 };
 
 void Conn::start(const tcp::endpoint& server, int sources) {
@@ -632,10 +678,16 @@ class Echo final : public Driver {
       for (int k = 0; k < opt_.inflight; ++k) send(*c);
       c->flush();
     }
+    warm_timer_.emplace(ioc_);
+    warm_timer_->expires_at(measure_from_);
+    warm_timer_->async_wait([this](error_code ec) {
+      if (!ec) cpu_begin();
+    });
     stop_timer_.emplace(ioc_);
     stop_timer_->expires_at(measure_to_);
     stop_timer_->async_wait([this](error_code ec) {
       if (ec) return;
+      cpu_end(measured_);
       sending_ = false;
       // What is still in flight has 2 s to come back; then the run ends.
       stop_timer_->expires_after(std::chrono::seconds(2));
@@ -709,7 +761,7 @@ class Echo final : public Driver {
 
  private:
   std::string payload_;
-  std::optional<net::steady_timer> stop_timer_;
+  std::optional<net::steady_timer> warm_timer_, stop_timer_;
   Clock::time_point start_, measure_from_, measure_to_;
   bool sending_ = true;
   std::uint64_t sent_ = 0, received_ = 0, measured_ = 0, unexpected_ = 0, wrong_size_ = 0, in_flight_lost_ = 0;
@@ -741,6 +793,7 @@ class Fanout final : public Driver {
     timer_->async_wait([this](error_code ec) {
       if (ec) return;
       t0_ = Clock::now();
+      cpu_begin();
       publish_until_ = t0_ + dur(opt_.duration);
       publish();
     });
@@ -786,9 +839,13 @@ class Fanout final : public Driver {
   void drain_check() {
     auto now = Clock::now();
     std::uint64_t expected = sent_ * static_cast<std::uint64_t>(members_);
-    if (received_ >= expected || now - last_delivery_ > dur(opt_.idle_drain) ||
-        now - last_send_ > dur(opt_.drain))
+    if (received_ >= expected) drain_end_ = "complete";
+    else if (now - last_delivery_ > dur(opt_.idle_drain)) drain_end_ = "idle";
+    else if (now - last_send_ > dur(opt_.drain)) drain_end_ = "cap";  // still delivering: "lost" overstates
+    if (drain_end_) {
+      cpu_end(received_ + publisher_received_);
       return finish();
+    }
     timer_->expires_after(std::chrono::milliseconds(50));
     timer_->async_wait([this](error_code ec) {
       if (!ec) drain_check();
@@ -853,12 +910,13 @@ class Fanout final : public Driver {
                   "{%s, \"members\": %d, \"size\": %zu, \"wrap\": \"%s\", \"rate\": %.1f, \"sent\": %" PRIu64
                   ", \"publish_s\": %.3f, \"publish_per_s\": %.1f, \"expected\": %" PRIu64 ", \"received\": %" PRIu64
                   ", \"lost\": %" PRIu64 ", \"loss_pct\": %.3f, \"publisher_received\": %" PRIu64
-                  ", \"unparsed\": %" PRIu64 ", \"delivery_span_s\": %.3f, \"deliveries_per_s\": %.1f, "
+                  ", \"unparsed\": %" PRIu64 ", \"drain_end\": \"%s\", \"delivery_span_s\": %.3f, "
+                  "\"deliveries_per_s\": %.1f, "
                   "\"latency_us\": %s}",
                   common_json().c_str(), members_, opt_.size, opt_.wrap.c_str(), opt_.rate, sent_, publish_s,
                   publish_s > 0 ? static_cast<double>(sent_) / publish_s : 0.0, expected, received_, lost,
                   expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
-                  publisher_received_, unparsed_, span, span > 0 ? static_cast<double>(received_) / span : 0.0,
+                  publisher_received_, unparsed_, drain_end_ ? drain_end_ : "none", span, span > 0 ? static_cast<double>(received_) / span : 0.0,
                   summary_json(s).c_str());
     ok_ = opened_ == target_ && received_ > 0 && unparsed_ == 0;
     return b;
@@ -872,6 +930,7 @@ class Fanout final : public Driver {
   Clock::time_point t0_, publish_until_, last_send_, last_delivery_;
   std::optional<Clock::time_point> first_delivery_;
   bool publishing_done_ = false;
+  const char* drain_end_ = nullptr;  // why the drain ended: complete, idle or cap
   std::uint64_t sent_ = 0, received_ = 0, publisher_received_ = 0, unparsed_ = 0;
   int bad_shown_ = 0;
   std::vector<std::uint32_t> latencies_;
@@ -885,12 +944,14 @@ class Connect final : public Driver {
 
   void begin() override {
     rss_base_ = vm_rss_kb(opt_.pid);
+    cpu_begin();
     set_deadline();
     connect_all(opt_.connections);
   }
 
   void all_open() override {
     connect_s_ = seconds(all_open_at_ - connect_started_);
+    cpu_end(static_cast<std::uint64_t>(opened_));
     timer_.emplace(ioc_);
     timer_->expires_after(dur(opt_.settle));
     timer_->async_wait([this](error_code ec) {
