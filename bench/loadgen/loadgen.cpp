@@ -741,6 +741,7 @@ class Echo final : public Driver {
   }
 
   std::string result_json() override {
+    cpu_end(measured_);  // if the last echo came back before the stop timer ran
     // The measured window: shorter than --duration when --count ended it.
     double window = std::max(0.0, seconds(std::min(Clock::now(), measure_to_) - measure_from_));
     auto s = summarize(samples_);
