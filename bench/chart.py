@@ -17,7 +17,7 @@ PANELS = [
     ("echo_k1", "server CPU/msg", "echo, 1 in flight: server CPU per msg (us)", False),
     ("fanout_room", "deliveries/s", "fanout room/: deliveries/s", False),
     ("fanout_chat", "deliveries/s", "fanout ws/chat/: deliveries/s", False),
-    ("fanout_room", "lost %", "fanout room/: messages lost (%)", False),
+    ("fanout_multi", "lost %", "fanout, 10 publishers: messages lost (%)", False),
     ("fanout_room", "server CPU/delivery", "fanout room/: server CPU per delivery (us)", False),
     ("connect", "handshakes/s", "connect: handshakes/s", False),
     ("connect", "RSS/conn", "idle connection: server RSS (KiB)", False),

@@ -62,6 +62,8 @@ def scenarios(quick):
     echo_time = ["--warmup", 0.5 if q else 1, "--duration", 2 if q else 5]
     members = 200 if q else 1000
     daphne_members = 50 if q else 300
+    rooms = 400 if q else 2000
+    daphne_rooms = 100 if q else 200
     burst = 200  # twice the in-memory layer's capacity of 100 per channel
     fan = ["--connections", members, "--size", 32, "--count", burst, "--duration", 10,
            "--drain", 20 if q else 60, "--idle-drain", 2 if q else 3]
@@ -81,6 +83,25 @@ def scenarios(quick):
         dict(key="fanout_chat", title=f"fanout ws/chat/ (JSON): {members} members, burst of {burst} x 32 B",
              mode="fanout", route="/ws/chat/bench{rep}/", args=fan, metrics=FANOUT_METRICS,
              per_server_args={"daphne": ["--connections", daphne_members]}),
+        # Several people talking at once: each member's channel gets up to
+        # one message per publisher for every one it can pass on, which is
+        # what overflows a capacity of 100 (one publisher never does, on
+        # daphne's round-robin event loop).
+        dict(key="fanout_multi", title="fanout room/: 50 members, 10 of them publishing, burst of 500 x 32 B",
+             mode="fanout", route="/room/multi{rep}/", metrics=FANOUT_METRICS,
+             args=["--connections", 40, "--publishers", 10, "--size", 32, "--count", 500, "--duration", 10,
+                   "--drain", 20 if q else 40, "--idle-drain", 2 if q else 3]),
+        # Many small rooms: a channel layer with thousands of groups. 20,000
+        # open files per process caps a server near 20,000 connections, so
+        # 2,000 rooms of 5 (10,000 connections) stand for 10,000 rooms.
+        dict(key="rooms", title=f"many rooms: {rooms} rooms of 5, one publisher each, {rooms * 10} msgs in all",
+             mode="fanout", route="/room/r{rep}-{{room}}/", metrics=FANOUT_METRICS,
+             args=["--rooms", rooms, "--connections", 5, "--size", 32, "--count", rooms * 10, "--duration", 10,
+                   "--drain", 20 if q else 40, "--idle-drain", 2 if q else 3],
+             # Channels' in-memory layer sweeps every channel and group on each
+             # send and receive: with thousands, daphne takes seconds to start.
+             per_server_args={"daphne": ["--rooms", daphne_rooms, "--count", daphne_rooms * 10,
+                                         "--idle-drain", 10]}),
         dict(key="connect", title=f"connect: {conns} idle connections", mode="connect", route="/ws/echo/",
              args=["--connections", conns, "--hold", 2, "--settle", 1], metrics=CONNECT_METRICS,
              fresh=True, per_server_args={"daphne": ["--connections", min(conns, 2000 if q else 5000)]}),

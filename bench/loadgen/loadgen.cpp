@@ -7,8 +7,8 @@
 // Modes (one JSON object on stdout per run):
 //   echo     N connections, closed loop, K messages in flight on each:
 //            msgs/s and round-trip p50/p99/max.
-//   fanout   N members of one room plus one publisher (also a member) that
-//            sends as fast as the server reads (or --rate per second), for
+//   fanout   N members of one room plus one publisher (--publishers P: P of
+//            them; members too) sending as fast as the server reads (or --rate per second), for
 //            --count messages or --duration seconds. Every payload carries
 //            "i=<id> t=<send time>", found inside whatever the server wraps it
 //            in (plain text or JSON): deliveries/s, delivery latency, and
@@ -69,7 +69,9 @@ struct Options {
   double warmup = 1;
   std::uint64_t count = 0;  // 0: bounded by --duration only
   std::string wrap = "auto";  // fanout payload: text, json, or auto (json for ws/chat/)
-  double rate = 0;            // fanout publisher messages/s; 0: as fast as the server reads
+  double rate = 0;            // fanout: messages/s in all; 0: as fast as the server reads
+  int publishers = 1;         // fanout: publishing connections (also members, not counted in --connections)
+  int rooms = 1;              // fanout: rooms; above 1, --connections members in each, the first publishing
   double drain = 20;          // fanout: longest wait for deliveries after the last send
   double idle_drain = 2;      // fanout: stop draining after this long without a delivery
   int handshake_concurrency = 64;
@@ -93,7 +95,10 @@ struct Options {
                "  --duration S            echo: measured seconds; fanout: longest publishing time (5)\n"
                "  --warmup S              echo: unmeasured seconds before (1)\n"
                "  --count N               echo: most messages; fanout: messages to publish (0: no bound)\n"
-               "  --rate R                fanout: publish R messages/s (0: as fast as the server reads)\n"
+               "  --rate R                fanout: publish R messages/s in all (0: as fast as the server reads)\n"
+               "  --publishers P          fanout: P publishing connections, each also a member (1)\n"
+               "  --rooms R               fanout: R rooms of --connections members each, {room} in the url\n"
+               "                          numbers them, one member of each publishes (--count in all)\n"
                "  --wrap text|json|auto   fanout: send the payload as is or as {\"message\": ...} (auto)\n"
                "  --drain S               fanout: longest wait for deliveries after the last send (20)\n"
                "  --idle-drain S          fanout: stop waiting after S without a delivery (2)\n"
@@ -125,6 +130,8 @@ Options parse(int argc, char** argv) {
       else if (a == "--warmup") o.warmup = std::stod(v);
       else if (a == "--count") o.count = std::stoull(v);
       else if (a == "--rate") o.rate = std::stod(v);
+      else if (a == "--publishers") o.publishers = std::stoi(v);
+      else if (a == "--rooms") o.rooms = std::stoi(v);
       else if (a == "--wrap") o.wrap = v;
       else if (a == "--drain") o.drain = std::stod(v);
       else if (a == "--idle-drain") o.idle_drain = std::stod(v);
@@ -144,7 +151,8 @@ Options parse(int argc, char** argv) {
     }
   }
   if (o.mode != "echo" && o.mode != "fanout" && o.mode != "connect") usage(2);
-  if (o.connections < 1 || o.inflight < 1 || o.handshake_concurrency < 1) usage(2);
+  if (o.connections < 1 || o.inflight < 1 || o.handshake_concurrency < 1 || o.publishers < 1 || o.rooms < 1) usage(2);
+
   if (o.wrap != "auto" && o.wrap != "text" && o.wrap != "json") usage(2);
   // ws://host:port/path
   std::string_view u = o.url;
@@ -163,6 +171,10 @@ Options parse(int argc, char** argv) {
   } else {
     o.host = std::string(hostport.substr(0, colon));
     o.port = std::string(hostport.substr(colon + 1));
+  }
+  if (o.rooms > 1 && o.path.find("{room}") == std::string::npos) {
+    std::fprintf(stderr, "loadgen: --rooms needs {room} in the url's path\n");
+    std::exit(2);
   }
   if (o.wrap == "auto") o.wrap = o.path.find("/chat/") != std::string::npos ? "json" : "text";
   if (o.sources <= 0) o.sources = 1 + (o.connections + 1) / 20000;
@@ -438,6 +450,13 @@ class Driver {
   }
 
   bool ok() const { return ok_ && !timed_out_; }
+
+  // The request path of connection i: with --rooms, {room} is i % rooms.
+  std::string path_for(int i) const {
+    std::string p = opt_.path;
+    if (auto at = p.find("{room}"); at != std::string::npos) p.replace(at, 6, std::to_string(i % opt_.rooms));
+    return p;
+  }
   const Options& opt() const { return opt_; }
 
   // The server's CPU time over the measured phase, per operation (message
@@ -502,7 +521,7 @@ void Conn::on_connected(error_code ec) {
   if (ec) return fail(ec, "connect");
   sock_.set_option(tcp::no_delay(true), ec);
   const auto& o = d_.opt();
-  out_ = "GET " + o.path + " HTTP/1.1\r\nHost: " + o.host + ":" + o.port +
+  out_ = "GET " + d_.path_for(index_) + " HTTP/1.1\r\nHost: " + o.host + ":" + o.port +
          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
          "Origin: http://" + o.host + ":" + o.port + "\r\n\r\n";
@@ -777,7 +796,10 @@ class Fanout final : public Driver {
 
   void begin() override {
     set_deadline();
-    connect_all(opt_.connections + 1);  // the last one publishes
+    if (opt_.rooms > 1)
+      connect_all(opt_.rooms * opt_.connections);  // connection i is in room i % rooms; i < rooms publish
+    else
+      connect_all(opt_.connections + opt_.publishers);  // the last ones publish
   }
 
   void all_open() override {
@@ -785,8 +807,15 @@ class Fanout final : public Driver {
       std::fprintf(stderr, "loadgen: only %d of %d connections opened\n", opened_, target_);
       return finish();
     }
-    publisher_ = conns_.back().get();
-    members_ = opt_.connections;
+    if (opt_.rooms > 1) {
+      // Every connection is counted, the publishers too (each is a member of its room).
+      members_ = opt_.connections;
+      for (int i = 0; i < opt_.rooms; ++i) publishers_.push_back(conns_[static_cast<std::size_t>(i)].get());
+    } else {
+      members_ = opt_.connections;
+      for (int i = members_; i < target_; ++i) publishers_.push_back(conns_[static_cast<std::size_t>(i)].get());
+    }
+    pub_sent_.assign(publishers_.size(), 0);
     latencies_.reserve(std::min<std::uint64_t>(opt_.count ? opt_.count * members_ : 1u << 22, 1u << 26));
     // A moment for the server to finish joining the last members.
     timer_.emplace(ioc_);
@@ -796,35 +825,68 @@ class Fanout final : public Driver {
       t0_ = Clock::now();
       cpu_begin();
       publish_until_ = t0_ + dur(opt_.duration);
-      publish();
+      publishing_started_ = true;
+      if (opt_.rate > 0) return publish_paced();
+      for (auto* p : publishers_) publish(*p);
     });
   }
 
-  // Queues the next batch: as many as the rate allows, or 64 at a time when
-  // publishing as fast as the server reads (the next batch follows the
-  // write's completion, so the socket's buffer paces the publisher).
-  void publish() {
-    if (publishing_done_) return;
-    auto now = Clock::now();
-    if ((opt_.count && sent_ >= opt_.count) || now >= publish_until_ || !publisher_->open()) return end_publishing();
-    std::uint64_t batch = 64;
-    if (opt_.rate > 0) {
-      auto due = static_cast<std::uint64_t>(seconds(now - t0_) * opt_.rate) + 1;
-      batch = due > sent_ ? due - sent_ : 0;
+  bool publishing_over() {
+    if ((opt_.count && sent_ >= opt_.count) || Clock::now() >= publish_until_) {
+      end_publishing();
+      return true;
     }
-    if (opt_.count) batch = std::min(batch, opt_.count - sent_);
-    for (std::uint64_t k = 0; k < batch; ++k) publisher_->queue_frame(op_text, make_payload(sent_++));
-    publisher_->flush();
-    if (opt_.rate > 0) {
-      timer_->expires_after(std::chrono::microseconds(std::max(100, static_cast<int>(1e6 / opt_.rate))));
-      timer_->async_wait([this](error_code ec) {
-        if (!ec) publish();
-      });
-    }
+    return publishing_done_;
   }
 
+  // As fast as the server reads: 64 messages per write, and the next batch
+  // when that write completes, so the socket's buffer paces each publisher.
+  // With --count, each publisher sends its share of it.
+  void publish(Conn& pub) {
+    if (publishing_over() || !pub.open()) return;
+    std::uint64_t batch = 64;
+    std::size_t k = publisher_number(pub);
+    if (opt_.count) {
+      std::uint64_t share = (opt_.count + publishers_.size() - 1) / publishers_.size();
+      batch = std::min({batch, opt_.count - sent_, share > pub_sent_[k] ? share - pub_sent_[k] : 0});
+    }
+    pub_sent_[k] += batch;
+    for (std::uint64_t j = 0; j < batch; ++j) pub.queue_frame(op_text, make_payload(sent_++));
+    pub.flush();
+    if (opt_.count && sent_ >= opt_.count) end_publishing();
+  }
+
+  std::size_t publisher_number(const Conn& c) const {
+    return opt_.rooms > 1 ? static_cast<std::size_t>(c.index()) : static_cast<std::size_t>(c.index() - members_);
+  }
+
+  // --rate R: what is due every 100 us or more, round robin over publishers.
+  void publish_paced() {
+    if (publishing_over()) return;
+    auto due = static_cast<std::uint64_t>(seconds(Clock::now() - t0_) * opt_.rate) + 1;
+    std::uint64_t batch = due > sent_ ? due - sent_ : 0;
+    if (opt_.count) batch = std::min(batch, opt_.count - sent_);
+    for (std::uint64_t k = 0; k < batch; ++k) {
+      Conn& pub = *publishers_[next_pub_++ % publishers_.size()];
+      if (pub.open()) pub.queue_frame(op_text, make_payload(sent_++));
+    }
+    for (auto* p : publishers_) p->flush();
+    timer_->expires_after(std::chrono::microseconds(std::max(100, static_cast<int>(1e6 / opt_.rate))));
+    timer_->async_wait([this](error_code ec) {
+      if (!ec) publish_paced();
+    });
+  }
+
+  bool is_publisher(const Conn& c) const {
+    return opt_.rooms > 1 ? c.index() < opt_.rooms : c.index() >= members_;
+  }
+  // Whose deliveries count: every member of every room with --rooms; else
+  // the members that do not publish.
+  bool counted(const Conn& c) const { return opt_.rooms > 1 || c.index() < members_; }
+
   void on_written(Conn& c) override {
-    if (&c == publisher_ && opt_.rate <= 0 && !publishing_done_) publish();
+    // (The handshake's request is a write too: nothing to do before publishing starts.)
+    if (publishing_started_ && is_publisher(c) && opt_.rate <= 0 && !publishing_done_) publish(c);
   }
 
   void end_publishing() {
@@ -887,7 +949,7 @@ class Fanout final : public Driver {
       ++unparsed_;
       return;
     }
-    if (&c == publisher_) {
+    if (!counted(c)) {
       ++publisher_received_;
       return;
     }
@@ -908,13 +970,13 @@ class Fanout final : public Driver {
     std::uint64_t lost = expected > received_ ? expected - received_ : 0;
     char b[1280];
     std::snprintf(b, sizeof b,
-                  "{%s, \"members\": %d, \"size\": %zu, \"wrap\": \"%s\", \"rate\": %.1f, \"sent\": %" PRIu64
+                  "{%s, \"rooms\": %d, \"members\": %d, \"publishers\": %d, \"size\": %zu, \"wrap\": \"%s\", \"rate\": %.1f, \"sent\": %" PRIu64
                   ", \"publish_s\": %.3f, \"publish_per_s\": %.1f, \"expected\": %" PRIu64 ", \"received\": %" PRIu64
                   ", \"lost\": %" PRIu64 ", \"loss_pct\": %.3f, \"publisher_received\": %" PRIu64
                   ", \"unparsed\": %" PRIu64 ", \"drain_end\": \"%s\", \"delivery_span_s\": %.3f, "
                   "\"deliveries_per_s\": %.1f, "
                   "\"latency_us\": %s}",
-                  common_json().c_str(), members_, opt_.size, opt_.wrap.c_str(), opt_.rate, sent_, publish_s,
+                  common_json().c_str(), opt_.rooms, members_, static_cast<int>(publishers_.size()), opt_.size, opt_.wrap.c_str(), opt_.rate, sent_, publish_s,
                   publish_s > 0 ? static_cast<double>(sent_) / publish_s : 0.0, expected, received_, lost,
                   expected ? 100.0 * static_cast<double>(lost) / static_cast<double>(expected) : 0.0,
                   publisher_received_, unparsed_, drain_end_ ? drain_end_ : "none", span, span > 0 ? static_cast<double>(received_) / span : 0.0,
@@ -925,12 +987,14 @@ class Fanout final : public Driver {
 
  private:
   Clock::time_point epoch_ = Clock::now();
-  Conn* publisher_ = nullptr;
+  std::vector<Conn*> publishers_;
+  std::vector<std::uint64_t> pub_sent_;
+  std::size_t next_pub_ = 0;
   int members_ = 0;
   std::optional<net::steady_timer> timer_;
   Clock::time_point t0_, publish_until_, last_send_, last_delivery_;
   std::optional<Clock::time_point> first_delivery_;
-  bool publishing_done_ = false;
+  bool publishing_started_ = false, publishing_done_ = false;
   const char* drain_end_ = nullptr;  // why the drain ended: complete, idle or cap
   std::uint64_t sent_ = 0, received_ = 0, publisher_received_ = 0, unparsed_ = 0;
   int bad_shown_ = 0;
