@@ -16,10 +16,13 @@ PANELS = [
     ("echo_k8", "msgs/s", "echo, 8 in flight: msgs/s", False),
     ("echo_k1", "server CPU/msg", "echo, 1 in flight: server CPU per msg (us)", False),
     ("fanout_room", "deliveries/s", "fanout room/: deliveries/s", False),
-    ("fanout_chat", "deliveries/s", "fanout ws/chat/: deliveries/s", False),
     ("fanout_multi", "lost %", "fanout, 10 publishers: messages lost (%)", False),
     ("fanout_room", "server CPU/delivery", "fanout room/: server CPU per delivery (us)", False),
+    ("fanout_chat", "server CPU/delivery", "fanout ws/chat/: server CPU per delivery (us)", False),
+    ("fanout_multi", "server CPU/delivery", "fanout, 10 publishers: server CPU per delivery (us)", False),
+    ("rooms", "server CPU/delivery", "many rooms: server CPU per delivery (us)", False),
     ("connect", "handshakes/s", "connect: handshakes/s", False),
+    ("connect", "server CPU/handshake", "connect: server CPU per handshake (us)", True),
     ("connect", "RSS/conn", "idle connection: server RSS (KiB)", False),
 ]
 
@@ -39,7 +42,7 @@ def draw(report, path):
     panels = [p for p in PANELS if p[0] in scen]
     if not panels:
         return
-    cols = 3
+    cols = 4
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat[len(panels):]:
@@ -63,8 +66,9 @@ def draw(report, path):
         ax.tick_params(labelsize=8)
         ax.margins(y=0.15)
     meta = report.get("meta", {})
-    fig.suptitle(f"cppchannels vs plain Beast (floor) vs Django Channels (daphne): one core each, "
-                 f"median of {meta.get('reps', '?')}{' (quick)' if meta.get('quick') else ''}, "
+    fig.suptitle(f"cppchannels vs plain Beast (floor) vs Django Channels (daphne), one core each; "
+                 f"rates vary with the shared machine's load, CPU per operation much less; "
+                 f"\nmedian of {meta.get('reps', '?')}{' (quick)' if meta.get('quick') else ''}, "
                  f"commit {meta.get('commit', '?')}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=90)

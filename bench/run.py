@@ -217,6 +217,15 @@ def table(report):
     return "\n".join(lines)
 
 
+def loadavg():
+    """The 1-minute load average: how busy the shared machine was."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def git_commit():
     try:
         return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -262,6 +271,7 @@ def main():
             "reps": reps,
             "cpus": os.cpu_count(),
             "kernel": platform.release(),
+            "loadavg_start": loadavg(),
             "server_cpu": SERVER_CPU,
             "loadgen_cpu": LOADGEN_CPU,
             "servers": {
@@ -325,11 +335,13 @@ def main():
         fleet.stop()
 
     report["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
+    report["meta"]["loadavg_end"] = loadavg()
     text = table(report)
     report["table"] = text
     print()
     print(text)
-    print(f"\n({reps} repetitions each, medians; {report['meta']['elapsed_s']:.0f} s in all)")
+    print(f"\n({reps} repetitions each, medians; {report['meta']['elapsed_s']:.0f} s in all; "
+          f"load average {report['meta']['loadavg_start']} at the start, {report['meta']['loadavg_end']} at the end)")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(report, f, indent=1)

@@ -58,6 +58,10 @@ def main():
             ("fanout ws/chat/", lambda: loadgen(a.loadgen, "--mode", "fanout", "--url", url + "/ws/chat/smoke/",
                                                 "--connections", 20, "--count", 100, "--duration", 2),
              lambda r: r["wrap"] == "json" and r["lost"] == 0 and r["received"] == 100 * 20),
+            ("fanout, many rooms and publishers", lambda: loadgen(
+                a.loadgen, "--mode", "fanout", "--url", url + "/room/smoke-{room}/", "--rooms", 10,
+                "--connections", 3, "--count", 50, "--duration", 2),
+             lambda r: r["publishers"] == 10 and r["lost"] == 0 and r["received"] == 50 * 3),
             ("connect", lambda: loadgen(a.loadgen, "--mode", "connect", "--url", url + "/ws/echo/",
                                         "--connections", 300, "--hold", 1, "--settle", 0.5, "--pid", chat.pid),
              lambda r: r["held"] == 300 and r["handshakes_per_s"] > 0 and r["rss_held_kb"] > 0),
