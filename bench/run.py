@@ -74,9 +74,9 @@ def scenarios(quick):
         dict(key="echo_k8", title="echo: 100 conns, 32 B, 8 in flight", mode="echo", route="/ws/echo/",
              args=["--connections", 100, "--inflight", 8, "--size", 32, *echo_time], metrics=ECHO_METRICS),
         # Daphne delivers 1,000-2,500 messages/s here: a room of 1,000 would
-        # take minutes to drain, so it gets a room of 300, where the same
-        # 200-message burst still overflows its layer's capacity of 100 (in
-        # rooms of 100 it keeps up and loses nothing).
+        # take minutes to drain, so it gets a room of 300. With one publisher
+        # it loses nothing (its channels never reach their capacity of 100);
+        # fanout_multi is the burst where it does.
         dict(key="fanout_room", title=f"fanout room/: {members} members, burst of {burst} x 32 B",
              mode="fanout", route="/room/bench{rep}/", args=fan, metrics=FANOUT_METRICS,
              per_server_args={"daphne": ["--connections", daphne_members]}),
@@ -241,8 +241,8 @@ def main():
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--quick", action="store_true", help="smaller scenarios, shorter runs (about 3 minutes)")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions per scenario (3; --quick: 3)")
+    ap.add_argument("--quick", action="store_true", help="smaller scenarios, shorter runs (about 5 minutes)")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per scenario (3)")
     ap.add_argument("--only", default="", help="comma-separated scenario keys to run")
     ap.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset of " + ",".join(SERVERS))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
