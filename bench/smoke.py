@@ -1,0 +1,96 @@
+#!/usr/bin/python3
+"""CI smoke test for the benchmark suite (ctest label `bench`).
+
+Starts the chat app on a free port, runs each load generator mode against it
+for about two seconds, checks that every run succeeds and reports sane
+figures, then stops the server by its PID. Also checks that the floor server
+answers an echo run, and that the Python parts of the suite compile.
+
+    smoke.py --loadgen PATH --floor PATH --chat PATH --routing routing.yaml
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def loadgen(exe, *args, timeout=60):
+    cmd = [exe, *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    print(f"ok: {' '.join(cmd[1:])}\n    {json.dumps(result)}", flush=True)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--chat", required=True)
+    ap.add_argument("--routing", required=True)
+    a = ap.parse_args()
+
+    for f in ("run.py", "servers.py", "chart.py", "daphne/benchproj/asgi.py",
+              "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py"):
+        path = os.path.join(HERE, f)
+        with open(path) as src:
+            compile(src.read(), path, "exec")  # a syntax error fails the smoke test
+
+    passed = failed = 0
+    chat = servers.start_chat(a.chat, a.routing, threads=1)
+    try:
+        url = f"ws://127.0.0.1:{chat.port}"
+        checks = [
+            ("echo", lambda: loadgen(a.loadgen, "--mode", "echo", "--url", url + "/ws/echo/",
+                                     "--connections", 10, "--inflight", 4, "--warmup", 0.5, "--duration", 1.5),
+             lambda r: r["msgs_per_s"] > 0 and r["rtt_us"]["p50"] > 0 and r["unanswered"] == 0),
+            ("fanout room/", lambda: loadgen(a.loadgen, "--mode", "fanout", "--url", url + "/room/smoke/",
+                                             "--connections", 50, "--count", 200, "--duration", 2),
+             lambda r: r["sent"] == 200 and r["lost"] == 0 and r["received"] == 200 * 50),
+            ("fanout ws/chat/", lambda: loadgen(a.loadgen, "--mode", "fanout", "--url", url + "/ws/chat/smoke/",
+                                                "--connections", 20, "--count", 100, "--duration", 2),
+             lambda r: r["wrap"] == "json" and r["lost"] == 0 and r["received"] == 100 * 20),
+            ("fanout, many rooms and publishers", lambda: loadgen(
+                a.loadgen, "--mode", "fanout", "--url", url + "/room/smoke-{room}/", "--rooms", 10,
+                "--connections", 3, "--count", 50, "--duration", 2),
+             lambda r: r["publishers"] == 10 and r["lost"] == 0 and r["received"] == 50 * 3),
+            ("connect", lambda: loadgen(a.loadgen, "--mode", "connect", "--url", url + "/ws/echo/",
+                                        "--connections", 300, "--hold", 1, "--settle", 0.5, "--pid", chat.pid),
+             lambda r: r["held"] == 300 and r["handshakes_per_s"] > 0 and r["rss_held_kb"] > 0),
+        ]
+        floor = servers.start_floor(a.floor, threads=1)
+        try:
+            furl = f"ws://127.0.0.1:{floor.port}"
+            checks.append(("floor echo", lambda: loadgen(a.loadgen, "--mode", "echo", "--url", furl + "/ws/echo/",
+                                                         "--connections", 4, "--warmup", 0.2, "--duration", 1),
+                           lambda r: r["msgs_per_s"] > 0))
+            checks.append(("floor fanout ws/chat/", lambda: loadgen(
+                a.loadgen, "--mode", "fanout", "--url", furl + "/ws/chat/x/", "--connections", 10, "--count", 50),
+                lambda r: r["lost"] == 0))
+            for name, run, check in checks:
+                try:
+                    r = run()
+                    if not check(r):
+                        raise AssertionError(f"unexpected figures: {r}")
+                    passed += 1
+                except Exception as e:  # noqa: BLE001 - report every failure
+                    failed += 1
+                    print(f"FAIL {name}: {e}", flush=True)
+        finally:
+            floor.stop()
+    finally:
+        chat.stop()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
