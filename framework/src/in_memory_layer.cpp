@@ -70,6 +70,7 @@ void InMemoryChannelLayer::group_add(std::string_view group, std::string_view ch
     std::lock_guard lock(mutex_);
     std::string ch(channel);
     auto inbox = channel_locked(ch);
+    channels_[ch].groups.emplace(group);
     groups_[std::string(group)][ch] = Member{std::move(inbox), now()};
   }
   if (done) done({});
@@ -86,6 +87,7 @@ void InMemoryChannelLayer::group_discard(std::string_view group, std::string_vie
       it->second.erase(std::string(channel));
       if (it->second.empty()) groups_.erase(it);
     }
+    if (auto ch = channels_.find(std::string(channel)); ch != channels_.end()) ch->second.groups.erase(std::string(group));
   }
   if (done) done({});
 }
@@ -136,8 +138,8 @@ void InMemoryChannelLayer::detach(std::string_view channel) {
   it->second.inbox->clear_wake();
   it->second.attached = false;
   // Nobody will read it again: forget it, and its memberships with it.
-  channels_.erase(it);
   remove_from_groups_locked(std::string(channel));
+  channels_.erase(std::string(channel));
 }
 
 MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
@@ -149,10 +151,15 @@ MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
 }
 
 void InMemoryChannelLayer::remove_from_groups_locked(const std::string& channel) {
-  for (auto g = groups_.begin(); g != groups_.end();) {
+  auto ch = channels_.find(channel);
+  if (ch == channels_.end()) return;
+  for (const auto& name : ch->second.groups) {
+    auto g = groups_.find(name);
+    if (g == groups_.end()) continue;  // the membership had expired
     g->second.erase(channel);
-    g = g->second.empty() ? groups_.erase(g) : std::next(g);
+    if (g->second.empty()) groups_.erase(g);
   }
+  ch->second.groups.clear();
 }
 
 void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {

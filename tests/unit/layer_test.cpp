@@ -229,3 +229,23 @@ TEST(InMemoryLayer, AReadersBufferIsBoundedByConsumerBufferNotCapacity) {
   EXPECT_EQ(live_ok, 5);  // a reader's buffer: consumer_buffer
   EXPECT_EQ(layer.stats().dropped_full, 8u + 5u);
 }
+
+TEST(InMemoryLayer, DetachLeavesExactlyItsOwnGroups) {
+  InMemoryChannelLayer layer;
+  auto leaving = layer.new_channel(), staying = layer.new_channel();
+  layer.attach(leaving);
+  for (int i = 0; i < 50; ++i) layer.group_add("g" + std::to_string(i), staying);
+  layer.group_add("g1", leaving);
+  layer.group_add("g2", leaving);
+  layer.group_add("solo", leaving);
+  layer.group_discard("g2", leaving);
+  layer.detach(leaving);
+  EXPECT_EQ(layer.group_size("g1"), 1u);
+  EXPECT_EQ(layer.group_size("g2"), 1u);
+  EXPECT_EQ(layer.group_size("solo"), 0u);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(layer.group_size("g" + std::to_string(i)), 1u) << i;
+  // A channel re-attached under the same name starts with no memberships.
+  layer.attach(leaving);
+  layer.group_send("g1", msg("x"));
+  EXPECT_EQ(layer.receive_nowait(leaving), nullptr);
+}

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <channels/layer.hpp>
 
@@ -38,6 +39,9 @@ class InMemoryChannelLayer final : public ChannelLayer {
   struct Channel {
     std::shared_ptr<Inbox> inbox;
     bool attached = false;
+    // The groups it joined, so leaving them all costs O(its groups), not
+    // O(all groups): a disconnect must not slow down with the server's size.
+    std::unordered_set<std::string> groups;
   };
   struct Member {
     std::shared_ptr<Inbox> inbox;
