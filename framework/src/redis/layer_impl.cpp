@@ -132,10 +132,9 @@ class RedisLayerImpl::ReceiveLoop : public std::enable_shared_from_this<ReceiveL
 
   // Waits for the next message (BZPOPMIN, the oldest first).
   void block() {
-    static const std::string seconds = std::to_string(layer_.options.block_timeout.count());
     auto deadline = layer_.options.block_timeout + layer_.options.command_timeout;
     conn_->command(
-        {"BZPOPMIN", key_, seconds},
+        {"BZPOPMIN", key_, block_seconds_},
         [w = weak_from_this()](const redisReply* r, std::error_code ec) {
           auto self = w.lock();
           if (!self || ec || self->stopped_) return;
@@ -163,6 +162,7 @@ class RedisLayerImpl::ReceiveLoop : public std::enable_shared_from_this<ReceiveL
 
   RedisLayerImpl& layer_;
   const std::string key_, backup_, normal_channel_;
+  const std::string block_seconds_ = std::to_string(layer_.options.block_timeout.count());
   std::shared_ptr<redis::Connection> conn_;
   net::steady_timer retry_;
   bool stopped_ = false;
@@ -502,6 +502,7 @@ void RedisLayerImpl::detach(std::string_view channel) {
     auto it = locals_.find(name);
     if (it == locals_.end()) return;
     it->second.inbox->clear_wake();
+    dropped_expired_gone_ += it->second.inbox->dropped_expired();
     locals_.erase(it);
     if (normal) listening_.erase(name);
   }
@@ -567,8 +568,10 @@ void RedisLayerImpl::deliver(std::string_view member, const std::string& key, co
   std::string error;
   auto decoded = redis::read_member(member, crypter_.get(), expiry_s_ + 10, error);
   if (!decoded) {
-    ++malformed_;
-    log().warn("redis: skipped a message in {} that cannot be read: {} ({} bytes)", key, error, member.size());
+    auto before = malformed_++;
+    if (before < 10 || worth_logging(before, before + 1))
+      log().warn("redis: skipped a message in {} that cannot be read: {} ({} bytes; {} skipped in all)", key, error,
+                 member.size(), before + 1);
     return;
   }
   // Decoded once; every local member of a group shares this one copy.
@@ -584,8 +587,9 @@ void RedisLayerImpl::deliver(std::string_view member, const std::string& key, co
     targets.push_back(normal_channel);
   }
   if (targets.empty()) {
-    ++malformed_;
-    log().warn("redis: skipped a message in {} that names no channel (__asgi_channel__ is {})", key,
+    auto before = malformed_++;
+    if (before < 10 || worth_logging(before, before + 1))
+      log().warn("redis: skipped a message in {} that names no channel (__asgi_channel__ is {})", key,
                named.is_null() ? "missing" : named.dump());
     return;
   }
@@ -669,6 +673,7 @@ LayerStats RedisLayerImpl::stats() const {
   s.dropped_full = dropped_full_;
   s.dropped_no_channel = dropped_no_channel_;
   std::lock_guard lock(mutex_);
+  s.dropped_expired = dropped_expired_gone_;
   for (const auto& [_, l] : locals_) s.dropped_expired += l.inbox->dropped_expired();
   return s;
 }

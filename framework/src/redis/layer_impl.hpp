@@ -101,6 +101,7 @@ class RedisLayerImpl {
   };
   std::unordered_map<std::string, Local> locals_;  // channels this process reads
   std::set<std::string> listening_;                // non-local names with receive loops
+  std::uint64_t dropped_expired_gone_ = 0;         // by inboxes detached since
 
   std::atomic<int> connections_total_{0};
   std::atomic<int> connections_up_{0};
