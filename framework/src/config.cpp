@@ -10,6 +10,7 @@
 #include <channels/errors.hpp>
 #include <channels/layers/in_memory.hpp>
 #include <channels/layers/redis.hpp>
+#include <channels/layers/redis_pubsub.hpp>
 #include <channels/log.hpp>
 
 namespace channels {
@@ -354,8 +355,17 @@ std::shared_ptr<ChannelLayer> make_layer(const LayerConfig& config) {
     o.symmetric_encryption_keys = config.symmetric_encryption_keys;
     return std::make_shared<RedisChannelLayer>(std::move(o));
   }
-  throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build yet; use "
-                                "backend: memory or backend: redis",
+  if (config.backend == "redis-pubsub") {
+    RedisLayerOptions o;
+    o.layer = config.options;
+    if (!config.hosts.empty()) o.hosts = config.hosts;
+    o.prefix = config.prefix;
+    o.channel_capacity = config.channel_capacity;
+    o.symmetric_encryption_keys = config.symmetric_encryption_keys;
+    return std::make_shared<RedisPubSubChannelLayer>(std::move(o));
+  }
+  throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build; use "
+                                "backend: memory, redis or redis-pubsub",
                                 config.backend));
 }
 

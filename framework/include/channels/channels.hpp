@@ -8,6 +8,7 @@
 #include <channels/layer.hpp>
 #include <channels/layers/in_memory.hpp>
 #include <channels/layers/redis.hpp>
+#include <channels/layers/redis_pubsub.hpp>
 #include <channels/message.hpp>
 #include <channels/registry.hpp>
 #include <channels/routing.hpp>

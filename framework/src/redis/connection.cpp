@@ -3,6 +3,8 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <cstring>
+
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <fmt/format.h>
 
@@ -369,6 +371,32 @@ void Connection::send_raw(const std::vector<std::string_view>& args, Callback cb
   }
   pending_.push_back(Clock::now() + (timeout.count() ? timeout : options_.command_timeout));
   arm_timeout();
+}
+
+void Connection::subscribe(const std::vector<std::string_view>& channels) { sub_command("SUBSCRIBE", channels); }
+void Connection::unsubscribe(const std::vector<std::string_view>& channels) { sub_command("UNSUBSCRIBE", channels); }
+
+void Connection::sub_command(const char* verb, const std::vector<std::string_view>& channels) {
+  if (state_ != State::up || !ac_ || dying_ || channels.empty()) return;
+  std::vector<const char*> argv{verb};
+  std::vector<std::size_t> lens{std::strlen(verb)};
+  for (auto c : channels) {
+    argv.push_back(c.data());
+    lens.push_back(c.size());
+  }
+  // hiredis keeps this callback for every message of these channels, so
+  // its privdata is the connection itself, not a per-command record.
+  redisAsyncCommandArgv(ac_, &Connection::on_push, this, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+void Connection::on_push(redisAsyncContext*, void* reply, void* privdata) {
+  auto* self = static_cast<Connection*>(privdata);
+  auto* r = static_cast<redisReply*>(reply);
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !self->on_message) return;
+  auto* kind = r->element[0];
+  if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
+  self->on_message(std::string_view(r->element[1]->str, r->element[1]->len),
+                   std::string_view(r->element[2]->str, r->element[2]->len));
 }
 
 void Connection::arm_timeout() {

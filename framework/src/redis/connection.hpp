@@ -76,6 +76,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t in_flight() const { return pending_.size(); }
   const Endpoint& endpoint() const { return endpoint_; }
 
+  /// Pub/sub: each message published on a subscribed channel, as it comes.
+  /// A connection that subscribes is good for nothing else (Redis' rule).
+  std::function<void(std::string_view channel, std::string_view payload)> on_message;
+  /// SUBSCRIBE / UNSUBSCRIBE (no reply callback: confirmations are
+  /// ignored). Does nothing while the connection is down: subscribe again
+  /// from on_up.
+  void subscribe(const std::vector<std::string_view>& channels);
+  void unsubscribe(const std::vector<std::string_view>& channels);
+
   /// Queues one command. Fails at once (callback run before this returns,
   /// with not_connected) if the connection is not up. `timeout` 0 means the
   /// connection's command_timeout.
@@ -100,6 +109,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_disconnect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  static void on_push(redisAsyncContext* ac, void* reply, void* privdata);
+  void sub_command(const char* verb, const std::vector<std::string_view>& channels);
 
   boost::asio::io_context& ioc_;
   const Endpoint endpoint_;

@@ -213,6 +213,10 @@ std::optional<Decoded> read_member(std::string_view member, const MultiFernet* c
     plain = std::move(*d);
     body = plain;
   }
+  return read_body(body, error);
+}
+
+std::optional<Decoded> read_body(std::string_view body, std::string& error) {
   Decoded out;
   try {
     // strict: one object and nothing after it, as msgpack.unpackb insists.

@@ -71,6 +71,10 @@ struct Decoded {
 std::optional<Decoded> read_member(std::string_view member, const MultiFernet* crypter, std::int64_t ttl_seconds,
                                    std::string& error);
 
+/// A bare msgpack message, as the pub/sub layer publishes it (no prefix,
+/// no encryption); the same checks and __asgi_channel__ handling.
+std::optional<Decoded> read_body(std::string_view body, std::string& error);
+
 /// True if every string and key in `j` is valid UTF-8 (msgpack's str type
 /// promises it, and Python refuses a message otherwise).
 bool valid_utf8(const Json& j);
