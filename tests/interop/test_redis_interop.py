@@ -33,6 +33,7 @@ try:
     from django.conf import settings
     settings.configure()  # channels.layers reads Django settings lazily
     from channels_redis.core import RedisChannelLayer
+    from channels_redis.pubsub import RedisPubSubChannelLayer
 except ImportError as exc:  # pragma: no cover - depends on the interpreter
     sys.stderr.write("this test needs python3-channels-redis, python3-django-channels and "
                      "python3-websockets: run it with /usr/bin/python3 (%s)\n" % exc)
@@ -113,12 +114,12 @@ class Redis(Process):
 
 
 class ChatServer(Process):
-    def __init__(self, redis_urls):
-        super().__init__("chat server on Redis")
+    def __init__(self, redis_urls, layer="redis"):
+        super().__init__("chat server on " + layer)
         for _ in range(3):
             self.port = free_port()
             argv = [CHAT_BIN, "--routing", ROUTING, "--bind", HOST, "--port", str(self.port),
-                    "--threads", "2", "--layer", "redis"]
+                    "--threads", "2", "--layer", layer]
             for url in redis_urls:
                 argv += ["--redis", url]
             self.spawn(argv)
@@ -392,6 +393,81 @@ class TwoHostTests(unittest.IsolatedAsyncioTestCase):
             mine = await self.layer.new_channel()
             self.assertEqual(self.peer.call(op="send", channel=mine, message={"type": "cpp.to.py"}), {"error": ""})
             self.assertEqual(await asyncio.wait_for(self.layer.receive(mine), STEP_TIMEOUT), {"type": "cpp.to.py"})
+
+
+async def pubsub_close(layer, tries=50):
+    """flush() channels_redis' pub/sub layer without its Debian 12 hang: its
+    reader task can survive a single cancel() (redis-py issue 2551), so
+    cancel it until it is gone first."""
+    for shard in layer._get_layer()._shards:
+        task = shard._receive_task
+        for _ in range(tries):
+            if task is None or task.done():
+                break
+            await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.037)
+    await layer.flush()
+
+
+async def wait_subscribers(redis, channel, n):
+    deadline = time.monotonic() + STEP_TIMEOUT
+    while time.monotonic() < deadline:
+        [(_, count)] = redis.client.pubsub_numsub(channel)
+        if count >= n:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("%s has %d subscribed processes, not %d" % (channel, count, n))
+
+
+class PubSubTests(unittest.IsolatedAsyncioTestCase):
+    """channels_redis' RedisPubSubChannelLayer and the chat app on --layer redis-pubsub."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ChatServer([REDIS.url], layer="redis-pubsub")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    async def asyncSetUp(self):
+        self.layer = RedisPubSubChannelLayer(hosts=[REDIS.url])
+
+    async def asyncTearDown(self):
+        await pubsub_close(self.layer)
+
+    async def test_group_send_both_ways(self):
+        room = unique("p")
+        group = "chat_" + room
+        mine = await self.layer.new_channel()
+        await self.layer.group_add(group, mine)
+        async with websockets.connect(self.server.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as ws:
+            await wait_subscribers(REDIS, "asgi__group__" + group, 2)
+            await self.layer.group_send(group, {"type": "chat.message", "message": "from django"})
+            self.assertEqual(await recv_json(ws), {"message": "from django"})
+            self.assertEqual(await asyncio.wait_for(self.layer.receive(mine), STEP_TIMEOUT),
+                             {"type": "chat.message", "message": "from django"})
+            await ws.send(json.dumps({"message": "from cpp"}))
+            self.assertEqual(await recv_json(ws), {"message": "from cpp"})
+            self.assertEqual(await asyncio.wait_for(self.layer.receive(mine), STEP_TIMEOUT),
+                             {"type": "chat.message", "message": "from cpp"})
+        self.assertEqual(REDIS.client.keys("*%s*" % room), [])  # pub/sub stores nothing
+
+    async def test_send_to_cpp_consumer_channel(self):
+        before = set(REDIS.client.pubsub_channels("asgispecific.*"))
+        async with websockets.connect(self.server.ws_url("ws/chat/%s/" % unique("p")),
+                                      open_timeout=STEP_TIMEOUT) as ws:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            new = set()
+            while not new and time.monotonic() < deadline:
+                new = set(REDIS.client.pubsub_channels("asgispecific.*")) - before
+                await asyncio.sleep(0.02)
+            self.assertEqual(len(new), 1, "the C++ consumer's channel is not subscribed: %r" % (new,))
+            cpp_channel = new.pop().decode()
+            self.assertRegex(cpp_channel, r"^asgispecific\.[0-9a-f]{32}$")
+            await self.layer.send(cpp_channel, {"type": "chat.message", "message": "direct"})
+            self.assertEqual(await recv_json(ws), {"message": "direct"})
 
 
 class CountingResult(unittest.TextTestResult):
