@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what cppchannels needs from Debian 12's packages, and nothing that
 # is already there. Safe to run again. Usage: scripts/install-deps.sh [--test]
-#   --test   also what the test suite needs (Python websockets for interop tests)
+#   --test   also what the test suite needs: Python websockets and Chromium for the
+#            interop and browser tests, redis-server for the Redis layer's tests, and Django
+#            Channels with channels_redis and daphne for the Redis interop tests
 set -euo pipefail
 
 packages=(
@@ -9,10 +11,16 @@ packages=(
   # Boost 1.81 only: the 1.74 -dev packages conflict with it.
   libboost1.81-dev libboost-regex1.81-dev
   libfmt-dev libspdlog-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libssl-dev
+  # The Redis channel layer: hiredis' async API, driven by Asio.
+  libhiredis-dev
   libgtest-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3 python3-websockets chromium)
+  packages+=(python3 python3-websockets chromium
+    # Tests start their own redis-server on a free loopback port.
+    redis-server
+    # The peer for wire compatibility: Debian's Django Channels stack.
+    python3-channels-redis python3-django-channels python3-daphne)
   # Node.js comes with machines of this kind; Debian's own is the fallback.
   command -v node >/dev/null || packages+=(nodejs npm)
 fi

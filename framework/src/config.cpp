@@ -9,6 +9,9 @@
 
 #include <channels/errors.hpp>
 #include <channels/layers/in_memory.hpp>
+#include <channels/layers/redis.hpp>
+#include <channels/layers/redis_pubsub.hpp>
+#include <channels/log.hpp>
 
 namespace channels {
 
@@ -143,7 +146,8 @@ class Loader {
   }
 
   void load_layer(const YAML::Node& n, LayerConfig& c) const {
-    check_keys(n, "channel_layer", {"backend", "capacity", "consumer_buffer", "expiry", "group_expiry", "hosts", "prefix"});
+    check_keys(n, "channel_layer", {"backend", "capacity", "channel_capacity", "consumer_buffer", "expiry", "group_expiry",
+                                    "hosts", "prefix", "symmetric_encryption_keys"});
     if (n["backend"]) {
       c.backend = scalar<std::string>(n["backend"], "channel_layer.backend", "memory, redis or redis-pubsub");
       std::vector<std::string> known{"memory", "redis", "redis-pubsub"};
@@ -167,6 +171,29 @@ class Loader {
     if (n["hosts"]) {
       if (!n["hosts"].IsSequence()) fail(n["hosts"], "`channel_layer.hosts` must be a list, like [redis://127.0.0.1:6379]");
       for (const auto& h : n["hosts"]) c.hosts.push_back(scalar<std::string>(h, "channel_layer.hosts[]", "a URL"));
+    }
+    if (const auto& cc = n["channel_capacity"]) {
+      if (!cc.IsMap())
+        fail(cc, "`channel_layer.channel_capacity` must be a mapping of channel name patterns to capacities, "
+                 "like {\"http.response!*\": 10, \"websocket.send!*\": 20}");
+      // In file order: as in channels_redis, the first pattern that matches wins.
+      for (const auto& kv : cc) {
+        auto pattern = scalar<std::string>(kv.first, "channel_layer.channel_capacity key", "a channel name pattern");
+        int cap = scalar<int>(kv.second, "channel_layer.channel_capacity['" + pattern + "']", "a number of messages");
+        if (cap < 1) fail(kv.second, fmt::format("`channel_layer.channel_capacity['{}']` must be at least 1", pattern));
+        c.channel_capacity.emplace_back(pattern, static_cast<std::size_t>(cap));
+      }
+    }
+    if (const auto& keys = n["symmetric_encryption_keys"]) {
+      // channels_redis refuses a bare string too: it would be read as a list of characters.
+      if (!keys.IsSequence())
+        fail(keys, "`channel_layer.symmetric_encryption_keys` must be a list of keys, even for one: "
+                   "[\"your-secret\"] (the first encrypts, any of them decrypts)");
+      for (const auto& k : keys) {
+        auto key = scalar<std::string>(k, "channel_layer.symmetric_encryption_keys[]", "a secret string");
+        if (key.empty()) fail(k, "`channel_layer.symmetric_encryption_keys` may not hold an empty key");
+        c.symmetric_encryption_keys.push_back(std::move(key));
+      }
     }
   }
 
@@ -313,9 +340,32 @@ Config load_config(const fs::path& file, const Registry& registry) {
 }
 
 std::shared_ptr<ChannelLayer> make_layer(const LayerConfig& config) {
-  if (config.backend == "memory") return std::make_shared<InMemoryChannelLayer>(config.options);
-  throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build yet; use "
-                                "backend: memory",
+  if (config.backend == "memory") {
+    if (!config.hosts.empty() || !config.symmetric_encryption_keys.empty() || !config.channel_capacity.empty())
+      log().warn("channel_layer: hosts, channel_capacity and symmetric_encryption_keys apply to backend: redis; "
+                 "the memory backend ignores them");
+    return std::make_shared<InMemoryChannelLayer>(config.options);
+  }
+  if (config.backend == "redis") {
+    RedisLayerOptions o;
+    o.layer = config.options;
+    if (!config.hosts.empty()) o.hosts = config.hosts;
+    o.prefix = config.prefix;
+    o.channel_capacity = config.channel_capacity;
+    o.symmetric_encryption_keys = config.symmetric_encryption_keys;
+    return std::make_shared<RedisChannelLayer>(std::move(o));
+  }
+  if (config.backend == "redis-pubsub") {
+    RedisLayerOptions o;
+    o.layer = config.options;
+    if (!config.hosts.empty()) o.hosts = config.hosts;
+    o.prefix = config.prefix;
+    o.channel_capacity = config.channel_capacity;
+    o.symmetric_encryption_keys = config.symmetric_encryption_keys;
+    return std::make_shared<RedisPubSubChannelLayer>(std::move(o));
+  }
+  throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build; use "
+                                "backend: memory, redis or redis-pubsub",
                                 config.backend));
 }
 

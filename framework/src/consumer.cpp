@@ -70,6 +70,12 @@ void Consumer::dispatch(const Message& msg) {
 
 void Consumer::on_unknown_message(const Message& msg) {
   auto type = message_type(msg);
+  // The Redis layer's notice after an outage: only consumers that resync
+  // their clients need to handle it.
+  if (type == "layer.reconnected") {
+    log().debug("{} on channel {}: no handler, ignored", type, channel_name_);
+    return;
+  }
   log().error(
       "no handler for message type '{}' on consumer {} (channel {}, path {}): register one with "
       "handle(\"{}\", ...) in the consumer's constructor; the message was dropped",

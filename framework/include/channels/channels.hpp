@@ -7,6 +7,8 @@
 #include <channels/http_consumer.hpp>
 #include <channels/layer.hpp>
 #include <channels/layers/in_memory.hpp>
+#include <channels/layers/redis.hpp>
+#include <channels/layers/redis_pubsub.hpp>
 #include <channels/message.hpp>
 #include <channels/registry.hpp>
 #include <channels/routing.hpp>

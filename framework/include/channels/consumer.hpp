@@ -69,7 +69,8 @@ class Consumer {
 
  protected:
   /// A message with no handler. The default logs an error naming the type and
-  /// this consumer; the connection stays up.
+  /// this consumer; the connection stays up. ("layer.reconnected", which the
+  /// Redis layer sends after an outage, is only logged at debug level.)
   virtual void on_unknown_message(const Message& msg);
 
   /// True on this consumer's strand (where its code must run).
