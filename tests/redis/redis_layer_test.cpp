@@ -100,6 +100,23 @@ TEST_F(RedisLayer, SendThenReceiveInOrderWithEveryMsgpackType) {
   EXPECT_EQ(layer->receive_nowait(ch), nullptr);
 }
 
+TEST_F(RedisLayer, UsedBeforeItsFirstConnectionIsUp) {
+  // A server accepts consumers as soon as it starts, maybe before the
+  // layer's first connection is up: what they ask for then is not lost.
+  for (int i = 0; i < 5; ++i) {
+    auto o = options_for(redis);
+    auto layer = std::make_shared<RedisChannelLayer>(o);  // not waiting for connected()
+    auto ch = layer->new_channel();
+    std::string group = "early" + std::to_string(i);
+    EXPECT_FALSE(added(*layer, group, ch));
+    EXPECT_FALSE(sent(*layer, ch, {{"type", "first"}}));
+    EXPECT_EQ(redis.command({"ZRANGE", "asgi:group:" + group, "0", "-1"}).items, std::vector<std::string>{ch});
+    auto m = receive(*layer, ch);
+    ASSERT_TRUE(m);
+    EXPECT_EQ((*m)["type"], "first");
+  }
+}
+
 TEST_F(RedisLayer, StoresWhatChannelsRedisStores) {
   auto layer = make(redis);
   ASSERT_FALSE(sent(*layer, foreign, {{"type", "x.y"}, {"n", 1}}));

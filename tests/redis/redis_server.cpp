@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -44,8 +45,8 @@ bool RedisServer::Reply::is_error() const { return type == REDIS_REPLY_ERROR; }
 
 namespace {
 std::string temp_log() {
-  char path[] = "/tmp/cppchannels-redis-XXXXXX";
-  int fd = ::mkstemp(path);
+  std::string path = (std::filesystem::temp_directory_path() / "cppchannels-redis-XXXXXX").string();
+  int fd = ::mkstemp(path.data());
   if (fd >= 0) ::close(fd);
   return path;
 }

@@ -232,6 +232,13 @@ void Connection::became_up() {
   ever_up_ = true;
   failures_ = 0;
   backoff_ = options_.retry_min;
+  // What was issued while connecting goes first, in order.
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& h : held) {
+    std::vector<std::string_view> views(h.args.begin(), h.args.end());
+    send_raw(views, std::move(h.cb), h.timeout);
+  }
   if (on_up) on_up(recovered);
 }
 
@@ -269,6 +276,7 @@ void Connection::drop(CommandError why, const std::string& reason) {
   redisAsyncFree(ac);  // fails every command in flight, through its callback
   fail_reason_ = CommandError::disconnected;
   pending_.clear();
+  fail_held(why == CommandError::timed_out ? CommandError::timed_out : CommandError::not_connected);
   if (stopping) return;
   if (was_up) {
     log().warn("redis: {} connection to {} dropped: {}; reconnecting", role_, endpoint_.display(), reason);
@@ -277,9 +285,17 @@ void Connection::drop(CommandError why, const std::string& reason) {
   retry_later(was_up ? std::string{} : reason);
 }
 
+void Connection::fail_held(CommandError why) {
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& h : held)
+    if (h.cb) h.cb(nullptr, make_error_code(why));
+}
+
 void Connection::lost(const std::string& reason) {
   bool was_up = state_ == State::up;
   pending_.clear();
+  fail_held(CommandError::not_connected);
   if (state_ == State::stopped) return;
   state_ = State::idle;
   if (was_up) {
@@ -329,6 +345,7 @@ void Connection::stop() {
     redisAsyncFree(ac);
   }
   pending_.clear();
+  fail_held(CommandError::not_connected);
 }
 
 void Connection::stop_when_idle(Clock::time_point deadline, std::function<void()> done) {
@@ -345,11 +362,16 @@ void Connection::stop_when_idle(Clock::time_point deadline, std::function<void()
 }
 
 void Connection::command(const std::vector<std::string_view>& args, Callback cb, std::chrono::milliseconds timeout) {
-  if (state_ != State::up || !ac_ || dying_) {
-    if (cb) cb(nullptr, make_error_code(CommandError::not_connected));
+  if (state_ == State::up && ac_ && !dying_) {
+    send_raw(args, std::move(cb), timeout);
     return;
   }
-  send_raw(args, std::move(cb), timeout);
+  if (state_ == State::resolving || state_ == State::connecting || state_ == State::handshaking) {
+    // Bounded by the attempt: its connect timeout fails these with it.
+    held_.push_back({std::vector<std::string>(args.begin(), args.end()), std::move(cb), timeout});
+    return;
+  }
+  if (cb) cb(nullptr, make_error_code(CommandError::not_connected));
 }
 
 void Connection::send_raw(const std::vector<std::string_view>& args, Callback cb, std::chrono::milliseconds timeout) {

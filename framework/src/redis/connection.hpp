@@ -85,9 +85,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void subscribe(const std::vector<std::string_view>& channels);
   void unsubscribe(const std::vector<std::string_view>& channels);
 
-  /// Queues one command. Fails at once (callback run before this returns,
-  /// with not_connected) if the connection is not up. `timeout` 0 means the
-  /// connection's command_timeout.
+  /// Queues one command. While a connection attempt is under way it is held
+  /// and sent once the connection is up (or fails with it); between attempts
+  /// it fails at once (callback run before this returns, with
+  /// not_connected). `timeout` 0 means the connection's command_timeout.
   void command(const std::vector<std::string_view>& args, Callback cb,
                std::chrono::milliseconds timeout = std::chrono::milliseconds::zero());
 
@@ -95,6 +96,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { idle, resolving, connecting, handshaking, up, stopped };
   struct Watcher;
   struct Pending;
+  struct Held {
+    std::vector<std::string> args;
+    Callback cb;
+    std::chrono::milliseconds timeout;
+  };
 
   void connect();
   void open(const std::string& ip);
@@ -104,6 +110,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void lost(const std::string& reason);
   void retry_later(const std::string& failure);
   void arm_timeout();
+  void fail_held(CommandError why);
   void send_raw(const std::vector<std::string_view>& args, Callback cb, std::chrono::milliseconds timeout);
 
   static void on_connect(const redisAsyncContext* ac, int status);
@@ -127,6 +134,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool dying_ = false;  // hiredis is tearing ac_ down: queue nothing more
   std::shared_ptr<Watcher> watcher_;
   std::deque<std::chrono::steady_clock::time_point> pending_;  // deadlines, oldest first
+  std::deque<Held> held_;  // issued during a connection attempt, sent when it is up
   CommandError fail_reason_ = CommandError::disconnected;      // for callbacks run by a drop
   std::chrono::milliseconds backoff_;
   unsigned failures_ = 0;     // since the last success

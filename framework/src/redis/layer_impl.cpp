@@ -612,17 +612,16 @@ void RedisLayerImpl::deliver(std::string_view member, const std::string& key, co
   if (full) note_full(key, full);
 }
 
-// A command connection is up. After a failure, what Redis may have lost is
-// put back (this process' group memberships on that host), then every
-// consumer hears {"type": "layer.reconnected"}: messages may have been lost
-// while Redis was away.
+// A command connection is up. This process' group memberships on that host
+// are (re)written: Redis may have lost them, or they were asked for before
+// the first connection. After a failure every consumer then hears
+// {"type": "layer.reconnected"}: messages may have been lost meanwhile.
 void RedisLayerImpl::on_command_up(std::size_t host, bool recovered) {
-  if (!recovered) return;
-  ++reconnects_;
+  if (recovered) ++reconnects_;
   auto& c = commands_[host];
   auto left = std::make_shared<std::size_t>(1);
-  auto finish = [this, left] {
-    if (--*left == 0) announce_reconnected();
+  auto finish = [this, left, recovered] {
+    if (--*left == 0 && recovered) announce_reconnected();
   };
   std::size_t n = 0;
   for (const auto& [group, channels] : memberships_) {
