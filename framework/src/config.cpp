@@ -346,22 +346,14 @@ std::shared_ptr<ChannelLayer> make_layer(const LayerConfig& config) {
                  "the memory backend ignores them");
     return std::make_shared<InMemoryChannelLayer>(config.options);
   }
-  if (config.backend == "redis") {
+  if (config.backend == "redis" || config.backend == "redis-pubsub") {
     RedisLayerOptions o;
     o.layer = config.options;
     if (!config.hosts.empty()) o.hosts = config.hosts;
     o.prefix = config.prefix;
     o.channel_capacity = config.channel_capacity;
     o.symmetric_encryption_keys = config.symmetric_encryption_keys;
-    return std::make_shared<RedisChannelLayer>(std::move(o));
-  }
-  if (config.backend == "redis-pubsub") {
-    RedisLayerOptions o;
-    o.layer = config.options;
-    if (!config.hosts.empty()) o.hosts = config.hosts;
-    o.prefix = config.prefix;
-    o.channel_capacity = config.channel_capacity;
-    o.symmetric_encryption_keys = config.symmetric_encryption_keys;
+    if (config.backend == "redis") return std::make_shared<RedisChannelLayer>(std::move(o));
     return std::make_shared<RedisPubSubChannelLayer>(std::move(o));
   }
   throw ConfigError(fmt::format("channel_layer.backend '{}' is not available in this build; use "
