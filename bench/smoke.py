@@ -38,8 +38,9 @@ def main():
     ap.add_argument("--routing", required=True)
     a = ap.parse_args()
 
-    for f in ("run.py", "servers.py", "chart.py", "daphne/benchproj/asgi.py",
-              "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py"):
+    for f in ("run.py", "servers.py", "chart.py", "redis_bench.py", "daphne/benchproj/asgi.py",
+              "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py",
+              "daphne/benchproj/settings_redis.py"):
         path = os.path.join(HERE, f)
         with open(path) as src:
             compile(src.read(), path, "exec")  # a syntax error fails the smoke test
@@ -62,6 +63,12 @@ def main():
                 a.loadgen, "--mode", "fanout", "--url", url + "/room/smoke-{room}/", "--rooms", 10,
                 "--connections", 3, "--count", 50, "--duration", 2),
              lambda r: r["publishers"] == 10 and r["lost"] == 0 and r["received"] == 50 * 3),
+            # --also-url spreads connections over servers (the Redis
+            # benchmark's two processes); here the same server twice.
+            ("fanout over --also-url", lambda: loadgen(
+                a.loadgen, "--mode", "fanout", "--url", url + "/room/smoke-also/", "--also-url",
+                url + "/room/smoke-also/", "--connections", 20, "--count", 50, "--duration", 2, "--join-wait", 0.3),
+             lambda r: r["lost"] == 0 and r["received"] == 50 * 20),
             ("connect", lambda: loadgen(a.loadgen, "--mode", "connect", "--url", url + "/ws/echo/",
                                         "--connections", 300, "--hold", 1, "--settle", 0.5, "--pid", chat.pid),
              lambda r: r["held"] == 300 and r["handshakes_per_s"] > 0 and r["rss_held_kb"] > 0),

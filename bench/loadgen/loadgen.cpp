@@ -74,6 +74,8 @@ struct Options {
   int rooms = 1;              // fanout: rooms; above 1, --connections members in each, the first publishing
   double drain = 20;          // fanout: longest wait for deliveries after the last send
   double idle_drain = 2;      // fanout: stop draining after this long without a delivery
+  double join_wait = 0.2;     // fanout: seconds between the last handshake and the first publish
+  std::vector<std::string> also_urls;  // more servers on the same route: connection i goes to server i % count
   int handshake_concurrency = 64;
   int sources = 0;   // loopback source addresses 127.0.0.1.. ; 0: one per 20,000 connections
   int pid = 0;       // server pid, for VmRSS (connect mode)
@@ -102,6 +104,10 @@ struct Options {
                "  --wrap text|json|auto   fanout: send the payload as is or as {\"message\": ...} (auto)\n"
                "  --drain S               fanout: longest wait for deliveries after the last send (20)\n"
                "  --idle-drain S          fanout: stop waiting after S without a delivery (2)\n"
+               "  --join-wait S           fanout: wait between the last handshake and the first publish (0.2)\n"
+               "  --also-url URL          one more server with the same path, repeatable: connection i goes to\n"
+               "                          server i %% servers (--url is server 0), publishers included; for a\n"
+               "                          room spread over processes that share a channel layer\n"
                "  --handshake-concurrency N   handshakes in progress at once (64)\n"
                "  --sources N             loopback source addresses to spread connections over (auto)\n"
                "  --pid PID               connect: server process whose VmRSS to read\n"
@@ -135,6 +141,8 @@ Options parse(int argc, char** argv) {
       else if (a == "--wrap") o.wrap = v;
       else if (a == "--drain") o.drain = std::stod(v);
       else if (a == "--idle-drain") o.idle_drain = std::stod(v);
+      else if (a == "--join-wait") o.join_wait = std::stod(v);
+      else if (a == "--also-url") o.also_urls.push_back(v);
       else if (a == "--handshake-concurrency") o.handshake_concurrency = std::stoi(v);
       else if (a == "--sources") o.sources = std::stoi(v);
       else if (a == "--pid") o.pid = std::stoi(v);
@@ -171,6 +179,14 @@ Options parse(int argc, char** argv) {
   } else {
     o.host = std::string(hostport.substr(0, colon));
     o.port = std::string(hostport.substr(colon + 1));
+  }
+  for (const auto& extra : o.also_urls) {
+    if (extra.rfind("ws://", 0) != 0 || extra.find('/', 5) == std::string::npos ||
+        extra.substr(extra.find('/', 5)) != o.path) {
+      std::fprintf(stderr, "loadgen: --also-url %s must be ws://HOST:PORT with --url's path (%s)\n", extra.c_str(),
+                   o.path.c_str());
+      std::exit(2);
+    }
   }
   if (o.rooms > 1 && o.path.find("{room}") == std::string::npos) {
     std::fprintf(stderr, "loadgen: --rooms needs {room} in the url's path\n");
@@ -383,6 +399,13 @@ class Driver {
     tcp::resolver resolver(ioc_);
     auto results = resolver.resolve(opt_.host, opt_.port);
     endpoint_ = *results.begin();
+    servers_.push_back({endpoint_, opt_.host + ":" + opt_.port});
+    for (const auto& extra : opt_.also_urls) {
+      std::string hostport = extra.substr(5, extra.find('/', 5) - 5);
+      auto colon = hostport.rfind(':');
+      std::string host = hostport.substr(0, colon), port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
+      servers_.push_back({*resolver.resolve(host, port).begin(), host + ":" + port});
+    }
     target_ = n;
     conns_.reserve(static_cast<std::size_t>(n));
     connect_started_ = Clock::now();
@@ -395,7 +418,7 @@ class Driver {
     int i = started_++;
     conns_.push_back(std::make_unique<Conn>(ioc_, *this, i));
     started_at_.push_back(Clock::now());
-    conns_.back()->start(endpoint_, opt_.sources);
+    conns_.back()->start(server_for(i).endpoint, opt_.sources);
   }
 
   void handshake_done(Conn& c, bool ok) {
@@ -451,6 +474,13 @@ class Driver {
 
   bool ok() const { return ok_ && !timed_out_; }
 
+  // The server of connection i (--url, then each --also-url in turn).
+  struct Server {
+    tcp::endpoint endpoint;
+    std::string host_port;  // for the Host and Origin headers
+  };
+  const Server& server_for(int i) const { return servers_[static_cast<std::size_t>(i) % servers_.size()]; }
+
   // The request path of connection i: with --rooms, {room} is i % rooms.
   std::string path_for(int i) const {
     std::string p = opt_.path;
@@ -490,6 +520,7 @@ class Driver {
   Options opt_;
   net::steady_timer deadline_;
   tcp::endpoint endpoint_;
+  std::vector<Server> servers_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Clock::time_point> started_at_;
   std::vector<std::uint32_t> handshake_us_;
@@ -520,11 +551,11 @@ void Conn::start(const tcp::endpoint& server, int sources) {
 void Conn::on_connected(error_code ec) {
   if (ec) return fail(ec, "connect");
   sock_.set_option(tcp::no_delay(true), ec);
-  const auto& o = d_.opt();
-  out_ = "GET " + d_.path_for(index_) + " HTTP/1.1\r\nHost: " + o.host + ":" + o.port +
+  const auto& host = d_.server_for(index_).host_port;
+  out_ = "GET " + d_.path_for(index_) + " HTTP/1.1\r\nHost: " + host +
          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-         "Origin: http://" + o.host + ":" + o.port + "\r\n\r\n";
+         "Origin: http://" + host + "\r\n\r\n";
   flush();
   read_handshake();
 }
@@ -817,9 +848,9 @@ class Fanout final : public Driver {
     }
     pub_sent_.assign(publishers_.size(), 0);
     latencies_.reserve(std::min<std::uint64_t>(opt_.count ? opt_.count * members_ : 1u << 22, 1u << 26));
-    // A moment for the server to finish joining the last members.
+    // A moment for the server to finish joining the last members (--join-wait).
     timer_.emplace(ioc_);
-    timer_->expires_after(std::chrono::milliseconds(200));
+    timer_->expires_after(dur(opt_.join_wait));
     timer_->async_wait([this](error_code ec) {
       if (ec) return;
       t0_ = Clock::now();

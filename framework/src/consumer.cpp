@@ -34,6 +34,19 @@ void Consumer::group_add(std::string_view group) {
   groups_.emplace(group);
 }
 
+void Consumer::group_add(std::string_view group, std::function<void(std::error_code)> joined) {
+  if (!strand_) throw std::logic_error("group_add with a completion needs a connection: call it from on_connect() on");
+  // The layer completes on its own thread, maybe after this consumer is
+  // gone: hop to the strand, and only while the connection lives.
+  channel_layer().group_add(group, channel_name_,
+                            [strand = *strand_, owner = owner_, joined = std::move(joined)](std::error_code ec) {
+                              boost::asio::post(strand, [owner, joined, ec] {
+                                if (auto alive = owner.lock()) joined(ec);
+                              });
+                            });
+  groups_.emplace(group);
+}
+
 void Consumer::group_discard(std::string_view group) {
   channel_layer().group_discard(group, channel_name_);
   if (auto it = groups_.find(group); it != groups_.end()) groups_.erase(it);

@@ -54,8 +54,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_listening(proc, port, what):
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_listening(proc, port, what, timeout=START_TIMEOUT):
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("%s exited with code %d" % (what, proc.returncode))
@@ -64,7 +64,7 @@ def wait_listening(proc, port, what):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("%s: port %d not accepting connections after %.0f s" % (what, port, START_TIMEOUT))
+    raise RuntimeError("%s: port %d not accepting connections after %.0f s" % (what, port, timeout))
 
 
 class Process:
@@ -114,11 +114,11 @@ class Redis(Process):
 
 
 class ChatServer(Process):
-    def __init__(self, redis_urls, layer="redis"):
+    def __init__(self, redis_urls, layer="redis", routing=None):
         super().__init__("chat server on " + layer)
         for _ in range(3):
             self.port = free_port()
-            argv = [CHAT_BIN, "--routing", ROUTING, "--bind", HOST, "--port", str(self.port),
+            argv = [CHAT_BIN, "--routing", routing or ROUTING, "--bind", HOST, "--port", str(self.port),
                     "--threads", "2", "--layer", layer]
             for url in redis_urls:
                 argv += ["--redis", url]
@@ -129,6 +129,33 @@ class ChatServer(Process):
             except RuntimeError:
                 self.stop()
         raise RuntimeError("chat server did not start")
+
+    def ws_url(self, path):
+        return "ws://%s:%d/%s" % (HOST, self.port, path)
+
+
+class Daphne(Process):
+    """Django Channels served by daphne: the benchmark's Django project
+    (bench/daphne, the Channels tutorial's ChatConsumer on ws/chat/<room>/)
+    with channels_redis' RedisChannelLayer on the given hosts."""
+
+    PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "daphne")
+
+    def __init__(self, redis_urls):
+        super().__init__("daphne")
+        env = dict(os.environ, PYTHONPATH=self.PROJECT, DJANGO_SETTINGS_MODULE="benchproj.settings_redis",
+                   CHANNELS_REDIS_HOSTS=",".join(redis_urls))
+        for _ in range(3):
+            self.port = free_port()
+            self.spawn([sys.executable, "-m", "daphne", "-v", "1", "-b", HOST, "-p", str(self.port),
+                        "benchproj.asgi:application"], cwd=self.PROJECT, env=env)
+            try:
+                # Django and daphne import slowly on a busy machine.
+                wait_listening(self.proc, self.port, "daphne", timeout=60)
+                return
+            except RuntimeError:
+                self.stop()
+        raise RuntimeError("daphne did not start")
 
     def ws_url(self, path):
         return "ws://%s:%d/%s" % (HOST, self.port, path)
@@ -393,6 +420,134 @@ class TwoHostTests(unittest.IsolatedAsyncioTestCase):
             mine = await self.layer.new_channel()
             self.assertEqual(self.peer.call(op="send", channel=mine, message={"type": "cpp.to.py"}), {"error": ""})
             self.assertEqual(await asyncio.wait_for(self.layer.receive(mine), STEP_TIMEOUT), {"type": "cpp.to.py"})
+
+
+class DaphneTests(unittest.IsolatedAsyncioTestCase):
+    """One room, two servers: the C++ chat app and Django Channels' tutorial
+    ChatConsumer under daphne, on one Redis, with real WebSocket clients on
+    both. C++ sends type chat.message, Django chat_message: each side's
+    handler naming takes the other's."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daphne = Daphne([REDIS.url])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daphne.stop()
+
+    async def test_cpp_group_send_reaches_django_consumer(self):
+        room = unique("d")
+        async with websockets.connect(SERVER.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as cpp, \
+                websockets.connect(self.daphne.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as dj:
+            await wait_members(REDIS, "chat_" + room, 2)
+            await cpp.send(json.dumps({"message": "from cpp \u00e9"}))
+            self.assertEqual(await recv_json(dj), {"message": "from cpp \u00e9"})
+            self.assertEqual(await recv_json(cpp), {"message": "from cpp \u00e9"})
+
+    async def test_django_group_send_reaches_cpp_clients(self):
+        room = unique("d")
+        async with websockets.connect(SERVER.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as c1, \
+                websockets.connect(SERVER.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as c2, \
+                websockets.connect(self.daphne.ws_url("ws/chat/%s/" % room), open_timeout=STEP_TIMEOUT) as dj:
+            await wait_members(REDIS, "chat_" + room, 3)
+            for i in range(5):
+                await dj.send(json.dumps({"message": "from django %d" % i}))
+            for ws in (c1, c2, dj):
+                self.assertEqual([(await recv_json(ws))["message"] for _ in range(5)],
+                                 ["from django %d" % i for i in range(5)])
+
+
+class KilledProcessTests(unittest.IsolatedAsyncioTestCase):
+    """Two chat processes on one Redis; one dies by SIGKILL (no goodbye: its
+    memberships stay in Redis). The survivor's clients keep chatting, its
+    group_sends skip the dead process' full key instead of failing, and
+    that key expires by itself."""
+
+    EXPIRY = 4
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis()
+        # The repository's routing with a short expiry, so the dead process'
+        # key can be seen to expire.
+        with open(ROUTING) as f:
+            text = f.read()
+        assert "\n  expiry: 60\n" in text, "routing.yaml's expiry line moved: update this test"
+        fd, cls.routing = tempfile.mkstemp(prefix="redis-interop-", suffix=".yaml")
+        with os.fdopen(fd, "w") as f:
+            f.write(text.replace("\n  expiry: 60\n", "\n  expiry: %d\n" % cls.EXPIRY))
+        cls.a = ChatServer([cls.redis.url], routing=cls.routing)
+        cls.b = ChatServer([cls.redis.url], routing=cls.routing)
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in (cls.a, cls.b, cls.redis):
+            p.stop()
+        os.unlink(cls.routing)
+
+    async def test_sigkill_leaves_the_survivor_working(self):
+        room = unique("k")
+        group = "chat_" + room
+        url = "ws/chat/%s/" % room
+        layer = RedisChannelLayer(hosts=[self.redis.url])
+        try:
+            async with websockets.connect(self.a.ws_url(url), open_timeout=STEP_TIMEOUT) as a1, \
+                    websockets.connect(self.b.ws_url(url), open_timeout=STEP_TIMEOUT) as b1, \
+                    websockets.connect(self.b.ws_url(url), open_timeout=STEP_TIMEOUT) as b2:
+                members = await wait_members(self.redis, group, 3)
+                for sender in (a1, b1):
+                    await sender.send(json.dumps({"message": "hello"}))
+                    for ws in (a1, b1, b2):
+                        self.assertEqual(await recv_json(ws), {"message": "hello"})
+                # A's one consumer is the member whose process part differs.
+                processes = [m[:m.index("!") + 1] for m in members]
+                [a_key] = ["asgi" + p for p in processes if processes.count(p) == 1]
+
+                os.kill(self.a.proc.pid, signal.SIGKILL)
+                self.a.proc.wait(timeout=STOP_TIMEOUT)
+                self.assertEqual(self.a.proc.returncode, -signal.SIGKILL)
+                with self.assertRaises(Exception):  # its client sees the connection drop
+                    await asyncio.wait_for(a1.recv(), STEP_TIMEOUT)
+
+                # The dead consumer is still a member (nobody discarded it):
+                # more messages than its key's capacity (100) go to the room,
+                # in rounds the survivor reads as it goes.
+                self.assertEqual(len(await wait_members(self.redis, group, 3)), 3)
+                sent, t0 = 0, time.monotonic()
+                for round_ in range(6):
+                    sender = (b1, b2)[round_ % 2]  # one sender per round: its order is kept
+                    for i in range(25):
+                        await sender.send(json.dumps({"message": "m%d" % (sent + i)}))
+                    for ws in (b1, b2):
+                        self.assertEqual([(await recv_json(ws))["message"] for _ in range(25)],
+                                         ["m%d" % (sent + i) for i in range(25)])
+                    sent += 25
+                # Full, never over; unless this took longer than the expiry,
+                # and group_send trimmed the oldest (as channels_redis does).
+                if time.monotonic() - t0 < self.EXPIRY - 1:
+                    self.assertEqual(self.redis.client.zcard(a_key), 100)
+                else:
+                    self.assertLessEqual(self.redis.client.zcard(a_key), 100)
+
+                # A group_send from outside the survivor still reaches it.
+                await layer.group_send(group, {"type": "chat.message", "message": "from python"})
+                for ws in (b1, b2):
+                    self.assertEqual(await recv_json(ws), {"message": "from python"})
+
+                # The dead process' key expires by itself once nothing writes to it.
+                ttl = self.redis.client.ttl(a_key)
+                self.assertTrue(0 < ttl <= self.EXPIRY, ttl)
+                deadline = time.monotonic() + self.EXPIRY + STEP_TIMEOUT
+                while self.redis.client.exists(a_key) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                self.assertFalse(self.redis.client.exists(a_key), "the dead process' key did not expire")
+                await b2.send(json.dumps({"message": "still here"}))
+                for ws in (b1, b2):
+                    self.assertEqual(await recv_json(ws), {"message": "still here"})
+                self.assertTrue(self.b.proc.poll() is None)
+        finally:
+            await layer.close_pools()
 
 
 async def pubsub_close(layer, tries=50):

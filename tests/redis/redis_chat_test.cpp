@@ -137,3 +137,63 @@ TEST_F(TwoServers, RedisRestartLeavesClientsConnectedAndTheRoomWorking) {
   EXPECT_TRUE(a1.is_open());
   EXPECT_TRUE(b1.is_open());
 }
+
+namespace {
+
+// Does what Channels' consumers do with `await group_add(...)`: accepts only
+// once the membership is stored, and refuses if it could not be.
+struct JoinsThenAccepts : WebsocketConsumer {
+  void on_connect() override {
+    group_add("joined", [this](std::error_code ec) {
+      EXPECT_TRUE(on_strand());
+      if (ec)
+        close();
+      else
+        accept();
+    });
+  }
+};
+
+ApplicationPtr joins_app() {
+  return std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+      {"websocket", std::make_shared<URLRouter>(std::vector<Route>{path("join/", as_app<JoinsThenAccepts>())})}});
+}
+
+std::shared_ptr<RedisChannelLayer> quick_layer(const RedisServer& redis) {
+  RedisLayerOptions o;
+  o.hosts = {redis.url()};
+  o.retry_min = 20ms;
+  o.retry_max = 200ms;
+  o.connect_timeout = 500ms;
+  return std::make_shared<RedisChannelLayer>(o);
+}
+
+}  // namespace
+
+TEST(RedisGroupAddCompletion, AcceptedOnlyOnceRedisHoldsTheMembership) {
+  RedisServer redis;
+  auto layer = quick_layer(redis);
+  TestServer s(joins_app(), TestServer::defaults(), layer);
+  std::vector<std::unique_ptr<WebsocketClient>> clients;
+  for (int i = 1; i <= 10; ++i) {
+    clients.push_back(std::make_unique<WebsocketClient>());
+    ASSERT_TRUE(clients.back()->connect(s.url("/join/")).accepted);
+    // No waiting here: the handshake finished after Redis had the member.
+    EXPECT_EQ(redis.command({"ZCARD", "asgi:group:joined"}).integer, i);
+  }
+}
+
+TEST(RedisGroupAddCompletion, ReportsAMembershipRedisCouldNotStore) {
+  RedisServer redis;
+  auto layer = quick_layer(redis);
+  ASSERT_TRUE(eventually([&] { return layer->connected(); }));
+  redis.stop();
+  ASSERT_TRUE(eventually([&] { return !layer->connected(); }));
+  TestServer s(joins_app(), TestServer::defaults(), layer);
+  WebsocketClient c;
+  EXPECT_FALSE(c.connect(s.url("/join/")).accepted);  // the consumer refused: Redis is down
+  redis.start();
+  ASSERT_TRUE(eventually([&] { return layer->connected(); }));
+  WebsocketClient d;
+  EXPECT_TRUE(d.connect(s.url("/join/")).accepted);
+}

@@ -123,3 +123,61 @@ TEST(RedisPubSub, ChatOnTwoServers) {
     EXPECT_EQ(Json::parse(m->data), (Json{{"message", "across"}}));
   }
 }
+
+TEST(RedisPubSub, GroupAddCompletesOnceRedisConfirmsTheSubscription) {
+  RedisServer redis;
+  auto a = make(redis);
+  auto ch = a->new_channel();
+  auto inbox = a->attach(ch);
+  for (int i = 0; i < 5; ++i) {
+    std::string group = "confirmed" + std::to_string(i);
+    auto p = std::make_shared<std::promise<std::error_code>>();
+    a->group_add(group, ch, [p](std::error_code ec) { p->set_value(ec); });
+    auto f = p->get_future();
+    ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+    EXPECT_FALSE(f.get());
+    // No waiting: Redis already counts this process as a subscriber.
+    auto r = redis.command({"PUBSUB", "NUMSUB", "asgi__group__" + group});
+    ASSERT_EQ(r.items.size(), 2u);
+    EXPECT_EQ(r.items[1], "1");
+  }
+  a->detach(ch);
+}
+
+TEST(RedisPubSub, ASilentRedisTimesOutTheListeningConnectionToo) {
+  RedisServer redis;
+  RedisLayerOptions o;
+  o.hosts = {redis.url()};
+  o.retry_min = 20ms;
+  o.retry_max = 200ms;
+  o.command_timeout = 300ms;
+  o.connect_timeout = 300ms;
+  auto a = std::make_shared<RedisPubSubChannelLayer>(o);
+  ASSERT_TRUE(eventually([&] { return a->connected(); }));
+  auto ch = a->new_channel();
+  auto inbox = a->attach(ch);
+  ASSERT_TRUE(subscribers(redis, ch, 1));
+  // Redis stops answering every client for 2 s: the SUBSCRIBE gets no
+  // confirmation, which must fail the group_add in about command_timeout,
+  // not hang until Redis answers.
+  EXPECT_EQ(redis.command({"CLIENT", "PAUSE", "2000", "ALL"}).str, "OK");
+  auto p = std::make_shared<std::promise<std::error_code>>();
+  auto start = std::chrono::steady_clock::now();
+  a->group_add("paused", ch, [p](std::error_code ec) { p->set_value(ec); });
+  auto f = p->get_future();
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(f.get(), LayerError::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+  // Once Redis answers again, the listening connection is back with every
+  // subscription (the group's too) and the consumer was told.
+  ASSERT_TRUE(subscribers(redis, "asgi__group__paused", 1));
+  ASSERT_TRUE(eventually([&] { return a->connected(); }, 10s));
+  EXPECT_EQ(group_sent(*a, "paused", {{"type", "after"}}).delivered, 1u);
+  std::vector<std::string> types;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& m : inbox->take_all(Inbox::Clock::now(), 60s)) types.emplace_back(message_type(*m));
+    return std::find(types.begin(), types.end(), "after") != types.end();
+  }, 5s));
+  EXPECT_NE(std::find(types.begin(), types.end(), "layer.reconnected"), types.end());
+  a->detach(ch);
+}

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 
 #include <channels/executor.hpp>
@@ -53,6 +54,14 @@ class Consumer {
   /// Joins a group with this consumer's channel. Groups still joined when the
   /// connection ends are left for you after on_disconnect.
   void group_add(std::string_view group);
+  /// The same, then runs `joined` on this consumer's strand once the layer
+  /// has stored the membership (with Redis: once Redis holds it), with an
+  /// error if it could not (the membership is still remembered and retried).
+  /// Channels awaits group_add before accept(); to do as it does, so that a
+  /// group_send anywhere right after the handshake reaches this consumer:
+  ///   group_add(group_, [this](std::error_code) { accept(); });
+  /// Not run if the connection is gone by then.
+  void group_add(std::string_view group, std::function<void(std::error_code)> joined);
   void group_discard(std::string_view group);
   /// Sends to every member of a group, this consumer included if it is one.
   /// Safe from any thread.

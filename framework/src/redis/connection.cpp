@@ -276,6 +276,7 @@ void Connection::drop(CommandError why, const std::string& reason) {
   redisAsyncFree(ac);  // fails every command in flight, through its callback
   fail_reason_ = CommandError::disconnected;
   pending_.clear();
+  fail_confirmations(why);
   fail_held(why == CommandError::timed_out ? CommandError::timed_out : CommandError::not_connected);
   if (stopping) return;
   if (was_up) {
@@ -295,6 +296,7 @@ void Connection::fail_held(CommandError why) {
 void Connection::lost(const std::string& reason) {
   bool was_up = state_ == State::up;
   pending_.clear();
+  fail_confirmations(CommandError::disconnected);
   fail_held(CommandError::not_connected);
   if (state_ == State::stopped) return;
   state_ = State::idle;
@@ -345,6 +347,7 @@ void Connection::stop() {
     redisAsyncFree(ac);
   }
   pending_.clear();
+  fail_confirmations(CommandError::disconnected);
   fail_held(CommandError::not_connected);
 }
 
@@ -395,11 +398,22 @@ void Connection::send_raw(const std::vector<std::string_view>& args, Callback cb
   arm_timeout();
 }
 
-void Connection::subscribe(const std::vector<std::string_view>& channels) { sub_command("SUBSCRIBE", channels); }
-void Connection::unsubscribe(const std::vector<std::string_view>& channels) { sub_command("UNSUBSCRIBE", channels); }
+void Connection::subscribe(const std::vector<std::string_view>& channels, Done done) {
+  sub_command("SUBSCRIBE", channels, std::move(done));
+}
+void Connection::unsubscribe(const std::vector<std::string_view>& channels) {
+  sub_command("UNSUBSCRIBE", channels, {});
+}
 
-void Connection::sub_command(const char* verb, const std::vector<std::string_view>& channels) {
-  if (state_ != State::up || !ac_ || dying_ || channels.empty()) return;
+void Connection::sub_command(const char* verb, const std::vector<std::string_view>& channels, Done done) {
+  if (channels.empty()) {
+    if (done) done({});
+    return;
+  }
+  if (state_ != State::up || !ac_ || dying_) {
+    if (done) done(make_error_code(CommandError::not_connected));
+    return;
+  }
   std::vector<const char*> argv{verb};
   std::vector<std::size_t> lens{std::strlen(verb)};
   for (auto c : channels) {
@@ -408,15 +422,43 @@ void Connection::sub_command(const char* verb, const std::vector<std::string_vie
   }
   // hiredis keeps this callback for every message of these channels, so
   // its privdata is the connection itself, not a per-command record.
-  redisAsyncCommandArgv(ac_, &Connection::on_push, this, static_cast<int>(argv.size()), argv.data(), lens.data());
+  if (redisAsyncCommandArgv(ac_, &Connection::on_push, this, static_cast<int>(argv.size()), argv.data(),
+                            lens.data()) != REDIS_OK) {
+    // Not sent (hiredis refuses UNSUBSCRIBE outside subscribed mode):
+    // nothing will be confirmed.
+    if (done) done(make_error_code(CommandError::not_connected));
+    return;
+  }
+  // One confirmation per channel, in order, each due within command_timeout.
+  pending_.insert(pending_.end(), channels.size(), Clock::now() + options_.command_timeout);
+  confirmations_.push_back({channels.size(), std::move(done)});
+  arm_timeout();
+}
+
+void Connection::fail_confirmations(CommandError why) {
+  auto waiting = std::move(confirmations_);
+  confirmations_.clear();
+  for (auto& c : waiting)
+    if (c.done) c.done(make_error_code(why));
 }
 
 void Connection::on_push(redisAsyncContext*, void* reply, void* privdata) {
   auto* self = static_cast<Connection*>(privdata);
   auto* r = static_cast<redisReply*>(reply);
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !self->on_message) return;
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
   auto* kind = r->element[0];
-  if (kind->type != REDIS_REPLY_STRING || std::string_view(kind->str, kind->len) != "message") return;
+  if (kind->type != REDIS_REPLY_STRING) return;
+  std::string_view k(kind->str, kind->len);
+  if (k == "subscribe" || k == "unsubscribe") {
+    if (!self->pending_.empty()) self->pending_.pop_front();
+    if (!self->confirmations_.empty() && --self->confirmations_.front().left == 0) {
+      auto done = std::move(self->confirmations_.front().done);
+      self->confirmations_.pop_front();
+      if (done) done({});
+    }
+    return;
+  }
+  if (k != "message" || !self->on_message) return;
   self->on_message(std::string_view(r->element[1]->str, r->element[1]->len),
                    std::string_view(r->element[2]->str, r->element[2]->len));
 }

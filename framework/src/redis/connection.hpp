@@ -79,10 +79,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Pub/sub: each message published on a subscribed channel, as it comes.
   /// A connection that subscribes is good for nothing else (Redis' rule).
   std::function<void(std::string_view channel, std::string_view payload)> on_message;
-  /// SUBSCRIBE / UNSUBSCRIBE (no reply callback: confirmations are
-  /// ignored). Does nothing while the connection is down: subscribe again
-  /// from on_up.
-  void subscribe(const std::vector<std::string_view>& channels);
+  /// SUBSCRIBE / UNSUBSCRIBE. Redis confirms each channel with one push; a
+  /// confirmation later than command_timeout means a hung server and is
+  /// judged like a late reply (the connection is dropped and reopened), so
+  /// a listening connection has timeouts too. `done` runs once every channel
+  /// is confirmed, or with the error if the connection is down (then
+  /// nothing is sent: subscribe again from on_up) or lost first.
+  using Done = std::function<void(std::error_code)>;
+  void subscribe(const std::vector<std::string_view>& channels, Done done = {});
   void unsubscribe(const std::vector<std::string_view>& channels);
 
   /// Queues one command. While a connection attempt is under way it is held
@@ -117,7 +121,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static void on_disconnect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
   static void on_push(redisAsyncContext* ac, void* reply, void* privdata);
-  void sub_command(const char* verb, const std::vector<std::string_view>& channels);
+  void sub_command(const char* verb, const std::vector<std::string_view>& channels, Done done);
+  void fail_confirmations(CommandError why);
 
   boost::asio::io_context& ioc_;
   const Endpoint endpoint_;
@@ -135,6 +140,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Watcher> watcher_;
   std::deque<std::chrono::steady_clock::time_point> pending_;  // deadlines, oldest first
   std::deque<Held> held_;  // issued during a connection attempt, sent when it is up
+  struct Confirmations {
+    std::size_t left;  // channels of one (UN)SUBSCRIBE not confirmed yet
+    Done done;
+  };
+  std::deque<Confirmations> confirmations_;  // oldest first; their deadlines are in pending_
   CommandError fail_reason_ = CommandError::disconnected;      // for callbacks run by a drop
   std::chrono::milliseconds backoff_;
   unsigned failures_ = 0;     // since the last success

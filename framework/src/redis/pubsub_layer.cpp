@@ -136,8 +136,18 @@ class RedisPubSubLayerImpl {
     }
     net::post(ioc_, [this, gc = group_channel(group), ch = std::string(channel), done = std::move(done)] {
       groups_[gc].insert(ch);
-      subscribe(gc);
-      if (done) done(shard_of(gc).sub->up() ? std::error_code{} : make_error_code(LayerError::unavailable));
+      auto& s = shard_of(gc);
+      bool fresh = s.subscribed.insert(gc).second;
+      if (!done) {
+        if (fresh) s.sub->subscribe({gc});
+        return;
+      }
+      // Done once Redis confirms the subscription, so that a PUBLISH right
+      // after reaches this process. Subscribing again to a group it already
+      // listens to costs one confirmation and changes nothing.
+      s.sub->subscribe({gc}, [done](std::error_code ec) {
+        done(ec ? make_error_code(LayerError::unavailable) : std::error_code{});
+      });
     });
   }
 

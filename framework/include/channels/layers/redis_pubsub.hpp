@@ -39,6 +39,8 @@ class RedisPubSubChannelLayer final : public ChannelLayer {
   /// PUBLISH; never channel_full (Redis keeps nothing), unavailable if down.
   void send(std::string_view channel, Message msg, Completion done = {}) override;
   /// `channel` must come from this layer's new_channel(), as in channels_redis.
+  /// `done` runs once Redis has confirmed this process' subscription to
+  /// the group (a PUBLISH after that reaches it), or with unavailable.
   void group_add(std::string_view group, std::string_view channel, Completion done = {}) override;
   void group_discard(std::string_view group, std::string_view channel, Completion done = {}) override;
   /// `delivered` counts the processes subscribed to the group (what PUBLISH
