@@ -28,6 +28,8 @@
 #include <boost/beast/websocket/teardown.hpp>
 #include <boost/system/error_code.hpp>
 
+#include "flush_window.hpp"
+
 namespace channels::detail {
 
 template <class NextLayer>
@@ -145,15 +147,18 @@ class CorkedStream {
     }
   };
 
-  struct State {
+  struct State final : Flushable, std::enable_shared_from_this<State> {
     template <class... Args>
     explicit State(Args&&... args) : next(std::forward<Args>(args)...) {}
+    void flush() override {
+      boost::asio::dispatch(next.get_executor(), [self = this->shared_from_this()] { CorkedStream::flush(self); });
+    }
     NextLayer next;
     Batch pending;    // filling up during this turn
     Batch in_flight;  // being written
     std::vector<boost::asio::const_buffer> buffers;
     bool writing = false;
-    bool flush_posted = false;
+    bool in_window = false;
     bool failed = false;
     boost::system::error_code error;
   };
@@ -177,19 +182,24 @@ class CorkedStream {
 
   void schedule_flush() { schedule_flush(state_); }
 
-  // Deferred by one post so that everything queued in this turn shares the
-  // write; nothing to do while a write is in flight (its completion flushes).
+  // Nothing to do while a write is in flight: its completion flushes.
+  // Otherwise the connection waits in the thread's flush window (see
+  // flush_window.hpp), unless it already has plenty to send.
   static void schedule_flush(const std::shared_ptr<State>& state) {
-    if (state->writing || state->flush_posted) return;
-    state->flush_posted = true;
-    boost::asio::post(state->next.get_executor(), [state] {
-      state->flush_posted = false;
+    if (state->writing) return;
+    if (state->pending.frame_bytes >= FlushWindow::max_bytes) {
       flush(state);
-    });
+      return;
+    }
+    FlushWindow::note_more();
+    if (state->in_window) return;
+    state->in_window = true;
+    FlushWindow::add(state, state->next.get_executor());
   }
 
   static void flush(const std::shared_ptr<State>& state) {
     auto& s = *state;
+    s.in_window = false;
     if (s.writing || s.failed || s.pending.empty()) return;
     std::swap(s.pending, s.in_flight);
     s.buffers.clear();
