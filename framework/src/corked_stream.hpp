@@ -191,6 +191,7 @@ class CorkedStream {
       flush(state);
       return;
     }
+    state->frames.fetch_add(1, std::memory_order_relaxed);
     FlushWindow::note_more();
     if (state->in_window) return;
     state->in_window = true;

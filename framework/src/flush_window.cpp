@@ -12,7 +12,12 @@ struct FlushWindow::Window {
   std::uint64_t more_seen = 0;
   std::mutex mutex;  // threads may add while another checks
   bool closed = false;
-  std::vector<std::shared_ptr<Flushable>> targets;
+  struct Entry {
+    std::shared_ptr<Flushable> target;
+    std::uint64_t frames_seen;
+    bool checked = false;
+  };
+  std::vector<Entry> targets;
 };
 
 thread_local std::weak_ptr<FlushWindow::Window> FlushWindow::current_;
@@ -22,7 +27,8 @@ void FlushWindow::add(std::shared_ptr<Flushable> target, const boost::asio::any_
   if (w) {
     std::lock_guard lock(w->mutex);
     if (!w->closed) {
-      w->targets.push_back(std::move(target));
+      auto seen = target->frames.load(std::memory_order_relaxed);
+      w->targets.push_back({std::move(target), seen});
       return;
     }
   }
@@ -30,26 +36,36 @@ void FlushWindow::add(std::shared_ptr<Flushable> target, const boost::asio::any_
   w->executor = ex;
   w->opened = std::chrono::steady_clock::now();
   w->more_seen = more_.load(std::memory_order_relaxed);
-  w->targets.push_back(std::move(target));
+  auto seen = target->frames.load(std::memory_order_relaxed);
+  w->targets.push_back({std::move(target), seen});
   current_ = w;
   boost::asio::post(ex, [w] { check(w); });
 }
 
 void FlushWindow::check(const std::shared_ptr<Window>& w) {
-  std::vector<std::shared_ptr<Flushable>> targets;
+  std::vector<std::shared_ptr<Flushable>> due;
   {
     std::lock_guard lock(w->mutex);
     auto more = more_.load(std::memory_order_relaxed);
-    if (more != w->more_seen && std::chrono::steady_clock::now() - w->opened < max_delay) {
-      // Connections in the window got more frames this turn: one more turn.
-      w->more_seen = more;
-      boost::asio::post(w->executor, [w] { check(w); });
-      return;
+    bool quiet = more == w->more_seen;
+    bool expired = std::chrono::steady_clock::now() - w->opened >= max_delay;
+    w->more_seen = more;
+    std::vector<Window::Entry> waiting;
+    for (auto& e : w->targets) {
+      auto frames = e.target->frames.load(std::memory_order_relaxed);
+      if (quiet || expired || (e.checked && frames == e.frames_seen)) {
+        due.push_back(std::move(e.target));
+      } else {
+        waiting.push_back({std::move(e.target), frames, true});
+      }
     }
-    w->closed = true;
-    targets.swap(w->targets);
+    w->targets = std::move(waiting);
+    if (w->targets.empty())
+      w->closed = true;
+    else
+      boost::asio::post(w->executor, [w] { check(w); });
   }
-  for (auto& t : targets) t->flush();
+  for (auto& t : due) t->flush();
 }
 
 }  // namespace channels::detail

@@ -6,10 +6,11 @@
 // frames are read one per turn, and every member gets its share in between).
 // Flushing at the end of the turn would write one frame per syscall. So the
 // flush waits in a window: the window is flushed on the first turn in which
-// no connection in it got another frame (a quiet loop, or a lone echo: no
-// delay), or after `max_delay`, or at once for a connection with more than
-// `max_bytes` waiting. Under a fan-out, a member's frames of several turns
-// then share one write.
+// the loop ran nothing new (a quiet loop: no delay). On a busy loop, a
+// connection leaves the window on the second turn in which it got no new
+// frame (a closed-loop echo waits two turns), or after `max_delay`, or at
+// once with more than `max_bytes` waiting. Under a fan-out, where a member
+// gets a frame every turn, its frames of several turns share one write.
 
 #include <atomic>
 #include <chrono>
@@ -27,6 +28,8 @@ class Flushable {
  public:
   virtual ~Flushable() = default;
   virtual void flush() = 0;
+  /// Counts the frames queued so far (read from any thread).
+  std::atomic<std::uint64_t> frames{0};
 };
 
 class FlushWindow {
