@@ -12,6 +12,8 @@
 #include <channels/layer.hpp>
 #include <channels/log.hpp>
 
+#include "delivery.hpp"
+
 namespace channels::detail {
 
 class ConsumerLink {
@@ -34,7 +36,10 @@ class ConsumerLink {
         auto alive = owner.lock();
         auto box = weak_inbox.lock();
         if (!alive || !box) return;
-        for (auto& m : box->take_all(Inbox::Clock::now(), expiry)) deliver(*m);
+        for (auto& m : box->take_all(Inbox::Clock::now(), expiry)) {
+          Delivery delivery(m);
+          deliver(*m);
+        }
       });
     });
     inbox_ = std::move(inbox);

@@ -80,6 +80,10 @@ void ServerImpl::do_accept() {
                              log().warn("accept failed: {}", ec.message());
                            } else {
                              ++connections_accepted;
+                             // Writes are coalesced by the session; Nagle would
+                             // only add a round trip of delay to each batch.
+                             boost::system::error_code ignored;
+                             socket.set_option(tcp::no_delay(true), ignored);
                              start_http_session(*this, std::move(socket));
                            }
                            do_accept();

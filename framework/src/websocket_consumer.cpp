@@ -3,6 +3,8 @@
 #include <channels/detail/transport.hpp>
 #include <channels/log.hpp>
 
+#include "delivery.hpp"
+
 namespace channels {
 
 void WebsocketConsumer::on_receive(std::string_view) {}
@@ -16,11 +18,11 @@ void WebsocketConsumer::accept(std::string_view subprotocol) {
 }
 
 SendStatus WebsocketConsumer::send(std::string_view text) {
-  return send_frame(std::make_shared<const std::string>(text), false);
+  return send_frame(detail::Delivery::shared_payload(text), false);
 }
 
 SendStatus WebsocketConsumer::send_bytes(std::string_view bytes) {
-  return send_frame(std::make_shared<const std::string>(bytes), true);
+  return send_frame(detail::Delivery::shared_payload(bytes), true);
 }
 
 SendStatus WebsocketConsumer::send_frame(std::shared_ptr<const std::string> payload, bool binary) {

@@ -10,6 +10,7 @@
 #include <channels/websocket_consumer.hpp>
 
 #include "consumer_link.hpp"
+#include "corked_stream.hpp"
 #include "sessions.hpp"
 
 namespace channels::detail {
@@ -118,21 +119,28 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   SendStatus send(OutFrame frame) {
     if (state_ == State::closing || state_ == State::closed) return SendStatus::closed;
     std::size_t cost = frame.payload->size() + frame_overhead;
-    if (queued_bytes_ + cost > server_.options.send_queue_max_bytes && !queue_.empty()) {
+    std::size_t queued = queued_bytes_ + ws_.next_layer().queued_bytes();
+    if (queued + cost > server_.options.send_queue_max_bytes && queued > 0) {
       ++server_.send_queue_drops;
       if (server_.options.send_queue_policy == SendQueuePolicy::drop) {
         if (++drops_ == 1 || drops_ % 1000 == 0)
-          log().warn("{} {}: send queue full ({} bytes in {} messages), {} message(s) dropped so far",
-                     consumer_->scope().path, client(), queued_bytes_, queue_.size(), drops_);
+          log().warn("{} {}: send queue full ({} bytes waiting), {} message(s) dropped so far",
+                     consumer_->scope().path, client(), queued, drops_);
         return SendStatus::dropped;
       }
-      log().warn("{} {}: send queue full ({} bytes in {} messages): closing with 1008; the client is not reading",
-                 consumer_->scope().path, client(), queued_bytes_, queue_.size());
+      log().warn("{} {}: send queue full ({} bytes waiting): closing with 1008; the client is not reading",
+                 consumer_->scope().path, client(), queued);
       // The client is not reading: what is queued would never arrive anyway.
       queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
       recount();
       close(close_code::policy_violation, "send queue overflow: the client is not reading");
       return SendStatus::closed;
+    }
+    if (state_ == State::open && !compress_ && ws_.is_open()) {
+      // Server frames are not masked: the bytes are the same for every
+      // member of a group, so the shared payload goes out as it is.
+      ws_.next_layer().write_frame(frame.binary ? 2 : 1, std::move(frame.payload));
+      return SendStatus::queued;
     }
     queued_bytes_ += cost;
     queue_.push_back(std::move(frame));
@@ -217,12 +225,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     res->keep_alive(false);
     res->prepare_payload();
     log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
-    auto& tcp = ws_.next_layer();
+    auto& tcp = ws_.next_layer().next_layer();
     tcp.expires_after(server_.options.handshake_timeout);
     http::async_write(tcp, *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
       boost::system::error_code ec;
-      self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->ws_.next_layer().close();
+      auto& tcp = self->ws_.next_layer().next_layer();
+      tcp.socket().shutdown(tcp::socket::shutdown_both, ec);
+      tcp.close();
       self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
     });
   }
@@ -235,8 +244,22 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     state_ = State::open;
     ++server_.websockets_open;
+    // With permessage-deflate on and offered, messages go through Beast to
+    // be compressed; otherwise the session frames them itself.
+    websocket::permessage_deflate pmd;
+    ws_.get_option(pmd);
+    compress_ = pmd.server_enable && req_.find(http::field::sec_websocket_extensions) != req_.end() &&
+                req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
+    // The upgrade request was only needed for the handshake.
+    Request().swap(req_);
     log().info("WSCONNECT {} {}", consumer_->scope().path, client());
     read();
+    if (!compress_) {
+      // Frames sent while the handshake was in flight.
+      for (auto& f : queue_) ws_.next_layer().write_frame(f.binary ? 2 : 1, std::move(f.payload));
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
     if (close_after_accept_) {
       state_ = State::closing;
       ConsumerAccess::mark_closed(*consumer_);
@@ -382,7 +405,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   ServerImpl& server_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<CorkedStream<beast::tcp_stream>> ws_;
   Strand strand_;
   Request req_;
   std::unique_ptr<WebsocketConsumer> consumer_;
@@ -404,6 +427,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   std::uint64_t drops_ = 0;
   std::size_t queued_bytes_ = 0;
   bool reading_ = false;
+  bool compress_ = false;
   static constexpr std::size_t read_chunk = 64 * 1024;
 };
 

@@ -133,6 +133,25 @@ struct SelfMessenger : WebsocketConsumer {
   }
 };
 
+// Sends, in one turn, frames of every header size class (7-bit, 16-bit and
+// 64-bit lengths, around the size where payloads stop being copied), text
+// and binary alternating: they leave in one gathered write.
+const std::vector<std::size_t> burst_sizes = {0, 1, 125, 126, 127, 1023, 1024, 1025, 65535, 65536, 70000, 3};
+std::string burst_payload(std::size_t i, std::size_t size) {
+  std::string p(size, '\0');
+  for (std::size_t k = 0; k < size; ++k) p[k] = static_cast<char>('a' + (i + k) % 26);
+  return p;
+}
+struct Burst : WebsocketConsumer {
+  void on_receive(std::string_view) override {
+    for (std::size_t i = 0; i < burst_sizes.size(); ++i) {
+      auto p = burst_payload(i, burst_sizes[i]);
+      if (i % 2) send_bytes(p); else send(p);
+    }
+    close(4321, "burst done");
+  }
+};
+
 struct Hello : HttpConsumer {
   void on_request(const HttpRequest& req) override {
     send_response(200, "hello " + req.method + " " + scope().kwarg("name") + " " + req.body,
@@ -151,6 +170,7 @@ ApplicationPtr app(std::filesystem::path static_root = {}) {
                         path("scope/<str:name>/<int:n>/", as_app<Scoped>()),
                         path("throw/", as_app<Thrower>()),
                         path("self/", as_app<SelfMessenger>()),
+                        path("burst/", as_app<Burst>()),
                     })},
       {"http", std::make_shared<URLRouter>(std::vector<Route>{
                    path("hello/<str:name>/", as_app<Hello>()),
@@ -191,6 +211,23 @@ TEST_F(ServerTest, EchoKeepsTextAndBinary) {
   EXPECT_EQ(c.close_code(), 1000);
   ASSERT_TRUE(eventually([&] { return rec.codes().size() == 1; }));
   EXPECT_EQ(rec.codes()[0], 1000);
+}
+
+TEST_F(ServerTest, FramesSentInOneTurnArriveWholeAndInOrderBeforeTheClose) {
+  TestServer ts(app());
+  WebsocketClient c;
+  ASSERT_TRUE(c.connect(ts.url("/burst/")).accepted);
+  c.send("go");
+  for (std::size_t i = 0; i < burst_sizes.size(); ++i) {
+    auto m = c.receive();
+    ASSERT_TRUE(m) << "frame " << i;
+    EXPECT_EQ(m->binary, i % 2 == 1) << "frame " << i;
+    EXPECT_EQ(m->data.size(), burst_sizes[i]) << "frame " << i;
+    EXPECT_EQ(m->data, burst_payload(i, burst_sizes[i])) << "frame " << i;
+  }
+  EXPECT_FALSE(c.receive(5s));
+  EXPECT_EQ(c.close_code(), 4321);
+  EXPECT_EQ(c.close_reason(), "burst done");
 }
 
 TEST_F(ServerTest, CloseInOnConnectRefusesWith403) {
