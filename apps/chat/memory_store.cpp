@@ -22,7 +22,7 @@ class MemoryStore final : public Store {
       r.history.push_back(stored);
       while (r.history.size() > keep) r.history.pop_front();
     }
-    done({}, std::move(stored));
+    if (done) done({}, std::move(stored));
   }
 
   void touch(const std::vector<Member>& members, std::chrono::milliseconds ttl, Reply done) override {
@@ -30,7 +30,7 @@ class MemoryStore final : public Store {
       std::lock_guard lock(mutex_);
       for (const Member& m : members) rooms_[m.room].online[m.id] = {m, Clock::now() + ttl};
     }
-    done({}, nullptr);
+    if (done) done({}, nullptr);
   }
 
   void leave(const Member& member, Reply done) override {
@@ -45,7 +45,7 @@ class MemoryStore final : public Store {
         }
       }
     }
-    done({}, removed);
+    if (done) done({}, removed);
   }
 
   void room(const std::string& room, std::size_t history, Reply done) override {
@@ -61,7 +61,7 @@ class MemoryStore final : public Store {
           out["history"].push_back(h[i]);
       }
     }
-    done({}, std::move(out));
+    if (done) done({}, std::move(out));
   }
 
   void reap(Reply done) override {
@@ -79,7 +79,7 @@ class MemoryStore final : public Store {
           }
         }
     }
-    done({}, std::move(gone));
+    if (done) done({}, std::move(gone));
   }
 
   void rooms(Reply done) override {
@@ -93,7 +93,7 @@ class MemoryStore final : public Store {
         if (n) out.push_back({{"room", name}, {"online", n}});
       }
     }
-    done({}, std::move(out));
+    if (done) done({}, std::move(out));
   }
 
  private:
