@@ -17,6 +17,8 @@ packages=(
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-websockets chromium
+    # The deployment test: nginx in front of two chat processes (deploy/).
+    nginx
     # Tests start their own redis-server on a free loopback port.
     redis-server
     # The peer for wire compatibility: Debian's Django Channels stack.

@@ -63,6 +63,15 @@ void Consumer::post_to_strand(std::function<void()> fn) {
   });
 }
 
+std::function<void(std::function<void()>)> Consumer::strand_poster() const {
+  if (!strand_) return [](std::function<void()>) {};
+  return [strand = *strand_, owner = owner_](std::function<void()> fn) {
+    boost::asio::post(strand, [owner, fn = std::move(fn)] {
+      if (auto alive = owner.lock()) fn();
+    });
+  };
+}
+
 void Consumer::handle(std::string_view type, Handler fn) {
   std::string name = handler_name(type);
   if (name.empty())

@@ -13,7 +13,9 @@
 
 namespace channels {
 
-int run(int argc, char** argv, const Registry& consumers) {
+int run(int argc, char** argv, const Registry& consumers) { return run(argc, argv, consumers, {}); }
+
+int run(int argc, char** argv, const Registry& consumers, const StartHook& on_start) {
   CLI::App cli{"A cppchannels server: routes, consumers and settings come from routing.yaml."};
   std::string routing = "routing.yaml";
   std::optional<std::string> bind;
@@ -62,6 +64,7 @@ int run(int argc, char** argv, const Registry& consumers) {
                                                     : fmt::format("{}", fmt::join(config.channel_layer.hosts, ", ")),
                  config.channel_layer.prefix);
     auto layer = make_layer(config.channel_layer);
+    if (on_start) on_start(config, layer);
     Server server(config.server, config.application, layer);
     return server.run();
   } catch (const ConfigError& e) {

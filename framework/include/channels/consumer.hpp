@@ -86,6 +86,10 @@ class Consumer {
   bool on_strand() const { return strand_ && strand_->running_in_this_thread(); }
   /// Runs `fn` on the strand later, if the connection still exists then.
   void post_to_strand(std::function<void()> fn);
+  /// The same, as a function that any thread may call at any time, even
+  /// after this consumer is gone: for replies that come from another thread
+  /// (a store, a database) and must not touch the consumer there.
+  std::function<void(std::function<void()>)> strand_poster() const;
 
  private:
   friend struct detail::ConsumerAccess;
