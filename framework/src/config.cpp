@@ -111,11 +111,19 @@ class Loader {
     return n;
   }
 
+  // A count where 0 means "no limit" (or "automatic").
+  std::size_t count(const YAML::Node& node, std::string_view what) const {
+    long long v = scalar<long long>(node, what, "a whole number (0: no limit)");
+    if (v < 0) fail(node, fmt::format("`{}` must be 0 or more", what));
+    return static_cast<std::size_t>(v);
+  }
+
   void load_server(const YAML::Node& n, ServerOptions& o) const {
     check_keys(n, "server",
                {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
-                "send_queue_max_bytes", "send_queue_policy", "drain_timeout"});
+                "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "max_connections",
+                "max_connections_per_ip", "retry_after"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -137,6 +145,11 @@ class Loader {
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
     if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");
+    if (n["max_connections"]) o.max_connections = count(n["max_connections"], "server.max_connections");
+    if (n["max_connections_per_ip"])
+      o.max_connections_per_ip = count(n["max_connections_per_ip"], "server.max_connections_per_ip");
+    if (n["retry_after"])
+      o.retry_after = std::chrono::duration_cast<std::chrono::seconds>(seconds(n["retry_after"], "server.retry_after"));
     if (n["send_queue_policy"]) {
       auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;

@@ -6,6 +6,8 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <fmt/format.h>
+
 #include <channels/detail/consumer_access.hpp>
 #include <channels/http_consumer.hpp>
 #include <channels/log.hpp>
@@ -69,7 +71,10 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   }
 
   void start() {
-    server_.add(this, weak_from_this());
+    boost::system::error_code ec;
+    auto remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_ = remote.address().to_string();
+    admission_ = server_.add(this, weak_from_this(), client_);
     if (server_.stopping) return;
     read(server_.options.handshake_timeout);
   }
@@ -140,11 +145,39 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     request_ = parser_->release();
     ++server_.http_requests;
+    if (admission_ != ServerImpl::Admission::ok) {
+      refuse_over_limit();
+      return;
+    }
     if (beast::websocket::is_upgrade(request_)) {
       upgrade();
       return;
     }
     dispatch_http();
+  }
+
+  // Over max_connections (503: the server is full, try later, maybe another
+  // instance) or over max_connections_per_ip (429: this client holds too
+  // many; 503 would tell a load balancer the whole server is unwell).
+  void refuse_over_limit() {
+    auto refused = ++server_.connections_refused;
+    bool full = admission_ == ServerImpl::Admission::server_full;
+    auto status = full ? http::status::service_unavailable : http::status::too_many_requests;
+    std::string why =
+        full ? fmt::format("503 Service Unavailable: the server is at its limit of {} connections; retry later\n",
+                           server_.options.max_connections)
+             : fmt::format("429 Too Many Requests: {} already has {} connections open here (the limit per "
+                           "address); close one or retry later\n",
+                           client_, server_.options.max_connections_per_ip);
+    Scope scope = make_scope(request_, stream_, beast::websocket::is_upgrade(request_) ? "websocket" : "http");
+    log_access(scope, static_cast<int>(status), why.size());
+    // Rate-limited: a flood of refusals must not become a flood of warnings.
+    if (refused == 1 || refused % 1000 == 0)
+      log().warn("connection limit reached, {} refused so far; last: {}", refused, why.substr(0, why.size() - 1));
+    stopping_ = true;
+    auto res = make_text(status, std::move(why));
+    res->set(http::field::retry_after, std::to_string(server_.options.retry_after.count()));
+    write(std::move(res));
   }
 
   void upgrade() {
@@ -278,6 +311,8 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   ConsumerLink link_;
   std::optional<net::steady_timer> response_timer_;
   bool stopping_ = false;
+  std::string client_;
+  ServerImpl::Admission admission_ = ServerImpl::Admission::ok;
 };
 
 void HttpResponder::respond(HttpResponse response) {

@@ -44,7 +44,11 @@ struct ServerImpl {
   void join();
 
   void do_accept();
-  void add(Session* s, std::weak_ptr<Session> w);
+  /// Whether a new connection fits under max_connections and
+  /// max_connections_per_ip (it counts itself).
+  enum class Admission { ok, server_full, client_full };
+  /// Registers a live connection; `client` is its address, for the per-IP count.
+  Admission add(Session* s, std::weak_ptr<Session> w, const std::string& client = {});
   void remove(Session* s);
   std::size_t session_count();
 
@@ -60,7 +64,12 @@ struct ServerImpl {
   std::uint16_t bound_port = 0;
 
   std::mutex mutex;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  struct Entry {
+    std::weak_ptr<Session> session;
+    std::string client;
+  };
+  std::unordered_map<Session*, Entry> sessions;
+  std::unordered_map<std::string, std::size_t> per_client;  // live connections by address
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
 
@@ -68,6 +77,7 @@ struct ServerImpl {
   std::atomic<std::uint64_t> websockets_open{0};
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> send_queue_drops{0};
+  std::atomic<std::uint64_t> connections_refused{0};
 };
 
 /// The strand a connection's socket was accepted on.

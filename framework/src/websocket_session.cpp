@@ -58,7 +58,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   void start() {
-    server_.add(this, weak_from_this());
+    server_.add(this, weak_from_this(), consumer_->scope().client.host);
     ConsumerAccess::set_owner(*consumer_, weak_from_this());
     ConsumerAccess::set_transport(*consumer_, std::make_shared<WsTransport>(weak_from_this()));
     net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
@@ -164,6 +164,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     state_ = State::closing;
     ConsumerAccess::mark_closed(*consumer_);
     // Frames queued before close() go out first; the close frame follows.
+    // The deadline starts now: a write stuck on a client that never reads
+    // would otherwise hold the connection (and its queue) until idle_timeout.
+    arm_close_timer();
     if (!writing_) start_close();
   }
 
@@ -327,14 +330,20 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (!queue_.empty()) write_next();
   }
 
-  void start_close() {
-    if (close_started_) return;
-    close_started_ = true;
-    // A peer that never answers the close frame (or never reads) is cut off.
+  // A peer that never answers the close frame (or never reads) is cut off.
+  void arm_close_timer() {
+    if (close_timer_armed_) return;
+    close_timer_armed_ = true;
     close_timer_.expires_after(server_.options.handshake_timeout);
     close_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       if (auto s = weak.lock(); s && !ec) beast::get_lowest_layer(s->ws_).close();
     });
+  }
+
+  void start_close() {
+    if (close_started_) return;
+    close_started_ = true;
+    arm_close_timer();
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
                     [self = shared_from_this()](boost::system::error_code) {
                       // With a read pending, the read completes with `closed` and
@@ -394,6 +403,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   State state_ = State::connecting;
   bool writing_ = false;
   bool close_started_ = false;
+  bool close_timer_armed_ = false;
   bool close_after_accept_ = false;
   bool connect_ran_ = false;
   bool finished_ = false;

@@ -28,6 +28,15 @@ struct ServerOptions {
   std::size_t send_queue_max_bytes = 4 * 1024 * 1024;
   SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008
   std::chrono::milliseconds drain_timeout{5'000};  // on SIGINT/SIGTERM
+  /// Connections (HTTP and WebSocket) served at once; beyond, a request or
+  /// handshake gets 503 with Retry-After. 0: the open-file limit less a
+  /// reserve, so the server answers 503 instead of failing accept().
+  std::size_t max_connections = 0;
+  /// Connections from one client address; beyond: 429 with Retry-After.
+  /// 0: no limit (behind a proxy every client has the proxy's address).
+  std::size_t max_connections_per_ip = 0;
+  /// Seconds a refused client is told to wait (the Retry-After header).
+  std::chrono::seconds retry_after{5};
 };
 
 }  // namespace channels
