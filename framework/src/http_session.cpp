@@ -11,6 +11,7 @@
 #include <channels/detail/consumer_access.hpp>
 #include <channels/http_consumer.hpp>
 #include <channels/log.hpp>
+#include <channels/origin_validator.hpp>
 #include <channels/websocket_consumer.hpp>
 
 #include "consumer_link.hpp"
@@ -189,6 +190,19 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       auto res = make_text(status, why + "\n");
       if (status == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
       write(std::move(res));
+      return;
+    }
+    const auto& allowed = server_.options.allowed_origins;
+    if (!allowed.empty() && !origin_allowed(scope.header("origin"), allowed, server_.options.allow_missing_origin)) {
+      auto origin = scope.header("origin");
+      std::string why = origin ? fmt::format("403 Forbidden: Origin '{}' may not open a WebSocket here "
+                                             "(server.allowed_origins)\n", *origin)
+                               : std::string("403 Forbidden: a WebSocket handshake needs an Origin header here\n");
+      log_access(scope, 403, why.size());
+      log().warn("refusing the WebSocket for {} from {}: {}", scope.path, scope.client.host,
+                 why.substr(15, why.size() - 16));
+      stopping_ = true;
+      write(make_text(http::status::forbidden, std::move(why)));
       return;
     }
     std::unique_ptr<Consumer> consumer;

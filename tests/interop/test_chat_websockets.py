@@ -393,6 +393,22 @@ class ShutdownTests(unittest.IsolatedAsyncioTestCase):
             server.close_log()
 
 
+class OriginTests(unittest.IsolatedAsyncioTestCase):
+    """routing.yaml's allowed_origins: a page from another site may not open the chat's socket."""
+
+    async def test_other_site_is_refused_403(self):
+        with self.assertRaises(websockets.exceptions.InvalidStatusCode) as cm:
+            async with connect(SERVER.ws_url("ws/chat/lobby/"), origin="https://evil.example"):
+                pass
+        self.assertEqual(cm.exception.status_code, 403)
+
+    async def test_own_origin_is_accepted(self):
+        origin = "http://%s:%d" % (HOST, SERVER.port)
+        async with connect(SERVER.ws_url("ws/chat/%s/" % unique("origin")), origin=origin) as ws:
+            await ws.send(json.dumps({"message": "same site"}))
+            self.assertEqual(await recv_json(ws), {"message": "same site"})
+
+
 class HttpTests(unittest.TestCase):
 
     def get(self, path):

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace channels {
 
@@ -37,6 +38,13 @@ struct ServerOptions {
   std::size_t max_connections_per_ip = 0;
   /// Seconds a refused client is told to wait (the Retry-After header).
   std::chrono::seconds retry_after{5};
+  /// Origins allowed to open a WebSocket (patterns as in OriginValidator:
+  /// "example.com", ".example.com", "*.example.com", "https://host:port",
+  /// "*"); others get 403 before routing. Empty: no check.
+  std::vector<std::string> allowed_origins;
+  /// Let a handshake without Origin through (non-browser clients send none;
+  /// browsers always do). Channels refuses it unless "*" is listed.
+  bool allow_missing_origin = false;
 };
 
 }  // namespace channels
