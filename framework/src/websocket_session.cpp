@@ -92,6 +92,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ != State::connecting) return;
     state_ = State::handshaking;
     handshake_timer_.reset();
+    // Middleware may name the answer for a subprotocol it consumed (the
+    // token offered as ["access_token", TOKEN]): a browser fails a handshake
+    // whose answer names none of its offers.
+    if (const auto& ext = consumer_->scope().extensions; subprotocol.empty() && ext.contains("subprotocol") &&
+                                                         ext["subprotocol"].is_string())
+      subprotocol = ext["subprotocol"].get<std::string>();
     if (!subprotocol.empty() &&
         std::find(consumer_->scope().subprotocols.begin(), consumer_->scope().subprotocols.end(),
                   subprotocol) == consumer_->scope().subprotocols.end()) {

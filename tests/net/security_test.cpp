@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <channels/auth/signed_token.hpp>
+
 #include "test_server.hpp"
 
 using namespace channels;
@@ -44,6 +46,8 @@ std::string handshake(std::string_view origin_line) {
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
          std::string(origin_line) + "\r\n";
 }
+
+const std::string secret = "0123456789abcdef-test-secret";
 
 struct Security : ::testing::Test {
   void SetUp() override { consumers_built = 0; }
@@ -118,4 +122,93 @@ websocket:
   EXPECT_EQ(other.connect(ts.url("/who/")).status, 403);
   EXPECT_TRUE(open.connect(ts.url("/open/")).accepted);
   EXPECT_EQ(consumers_built, 2);
+}
+
+TEST(SignedToken, RoundTripTamperAndExpiry) {
+  auto now = auth::Clock::now();
+  auto token = auth::sign_token({{"user", "ann"}, {"id", 7}}, secret, 1h, now);
+  auto ok = auth::verify_token(token, secret, now);
+  ASSERT_TRUE(ok) << ok.error;
+  EXPECT_EQ((*ok.claims)["user"], "ann");
+  EXPECT_EQ((*ok.claims)["id"], 7);
+  EXPECT_EQ(token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."),
+            std::string::npos);  // fits a subprotocol, a header, a cookie and a URL
+
+  auto expired = auth::verify_token(token, secret, now + 1h + 1s);
+  EXPECT_FALSE(expired);
+  EXPECT_EQ(expired.error, "expired");
+  EXPECT_FALSE(auth::verify_token(token, "another-secret-of-16+", now));
+  // The claims are only base64: change them and the signature no longer fits.
+  auto forged = auth::sign_token({{"user", "root"}, {"id", 0}}, "attacker-secret-1234", 1h, now);
+  auto mixed = forged.substr(0, forged.find('.')) + token.substr(token.find('.'));
+  EXPECT_NE(auth::verify_token(mixed, secret, now).error.find("bad signature"), std::string::npos);
+  EXPECT_FALSE(auth::verify_token("garbage", secret, now));
+  EXPECT_FALSE(auth::verify_token("", secret, now));
+}
+
+class Auth : public Security {
+ protected:
+  TestServer server(bool required) {
+    auth::AuthOptions o;
+    o.required = required;
+    return TestServer(websocket_app(std::make_shared<auth::AuthMiddleware>(router(), auth::signed_token_auth(secret), o)));
+  }
+  static Json first_message(WebsocketClient& c) {
+    auto m = c.receive();
+    return m ? Json::parse(m->data) : Json();
+  }
+};
+
+TEST_F(Auth, ValidTokenPutsTheUserInTheScopeFromEverySource) {
+  auto ts = server(true);
+  auto token = auth::sign_token({{"user", "ann"}}, secret, 1h);
+  std::vector<WebsocketClient::Options> ways(2);
+  ways[0].headers = {{"Authorization", "Bearer " + token}};
+  ways[1].headers = {{"Cookie", "theme=dark; token=" + token}};
+  for (auto& way : ways) {
+    WebsocketClient c;
+    ASSERT_TRUE(c.connect(ts.url("/who/"), way).accepted);
+    EXPECT_EQ(first_message(c)["user"]["user"], "ann");
+  }
+  WebsocketClient q;
+  ASSERT_TRUE(q.connect(ts.url("/who/?token=" + token)).accepted);
+  EXPECT_EQ(first_message(q)["user"]["user"], "ann");
+}
+
+TEST_F(Auth, TokenInTheSubprotocolIsTakenOutAndAccessTokenIsEchoed) {
+  auto ts = server(true);
+  auto token = auth::sign_token({{"user", "bob"}}, secret, 1h);
+  WebsocketClient c;
+  WebsocketClient::Options o;
+  o.subprotocols = {"access_token", token};
+  auto r = c.connect(ts.url("/who/"), o);
+  ASSERT_TRUE(r.accepted);
+  EXPECT_EQ(r.subprotocol, "access_token");  // what the browser needs to see
+  auto m = first_message(c);
+  EXPECT_EQ(m["user"]["user"], "bob");
+  EXPECT_EQ(m["subprotocols"], Json({"access_token"}));  // the token is not in the consumer's scope
+}
+
+TEST_F(Auth, TamperedExpiredOrMissingTokensAreRefusedWith403) {
+  auto ts = server(true);
+  auto token = auth::sign_token({{"user", "ann"}}, secret, 1h);
+  auto tampered = token;
+  tampered[tampered.find('.') - 2] ^= 1;
+  auto expired = auth::sign_token({{"user", "ann"}}, secret, 1h, auth::Clock::now() - 2h);
+  for (const auto& bad : {tampered, expired, std::string("nonsense")}) {
+    WebsocketClient c;
+    WebsocketClient::Options o;
+    o.headers = {{"Authorization", "Bearer " + bad}};
+    EXPECT_EQ(c.connect(ts.url("/who/"), o).status, 403) << bad;
+  }
+  WebsocketClient none;
+  EXPECT_EQ(none.connect(ts.url("/who/")).status, 403);
+  EXPECT_EQ(consumers_built, 0);
+}
+
+TEST_F(Auth, NotRequiredLetsTheConsumerSeeANullUser) {
+  auto ts = server(false);
+  WebsocketClient c;
+  ASSERT_TRUE(c.connect(ts.url("/who/")).accepted);
+  EXPECT_TRUE(first_message(c)["user"].is_null());
 }
