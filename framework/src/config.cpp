@@ -176,6 +176,24 @@ class Loader {
     }
   }
 
+  // Certificate and key paths are relative to this file, and checked now so
+  // that a typo stops start-up with the line to fix.
+  void load_tls(const YAML::Node& n, ServerOptions& o) const {
+    check_keys(n, "tls", {"cert", "key"});
+    if (!n["cert"] || !n["key"]) fail(n, "`tls:` needs both `cert:` and `key:` (PEM files, relative to this file)");
+    auto file = [&](const char* key) {
+      fs::path p = scalar<std::string>(n[key], std::string("tls.") + key, "a PEM file path");
+      if (p.is_relative()) p = file_.parent_path() / p;
+      std::error_code ec;
+      if (!fs::is_regular_file(p, ec))
+        fail(n[key], fmt::format("`tls.{}`: no such file '{}' (paths are relative to {})", key, p.string(),
+                                 file_.filename().string()));
+      return p.string();
+    };
+    o.tls_cert = file("cert");
+    o.tls_key = file("key");
+  }
+
   void load_layer(const YAML::Node& n, LayerConfig& c) const {
     check_keys(n, "channel_layer", {"backend", "capacity", "channel_capacity", "consumer_buffer", "expiry", "group_expiry",
                                     "hosts", "prefix", "symmetric_encryption_keys"});
@@ -346,8 +364,9 @@ class Loader {
     c.file = file_;
     YAML::Node root = parse(text);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-    check_keys(root, "routing file", {"server", "channel_layer", "http", "websocket"});
+    check_keys(root, "routing file", {"server", "channel_layer", "http", "websocket", "tls"});
     if (root["server"]) load_server(root["server"], c.server);
+    if (root["tls"]) load_tls(root["tls"], c.server);
     allow_missing_origin_ = c.server.allow_missing_origin;
     if (root["channel_layer"]) load_layer(root["channel_layer"], c.channel_layer);
     ProtocolTypeRouter::Map apps;

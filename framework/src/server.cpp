@@ -52,6 +52,7 @@ void ServerImpl::start() {
     throw std::system_error(ec, fmt::format("server.bind '{}' is not an IP address (write one "
                                             "like 127.0.0.1, 0.0.0.0 or ::1)",
                                             options.bind));
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) load_tls();
   tcp::endpoint ep(address, options.port);
   acceptor.emplace(net::make_strand(*ioc));
   acceptor->open(ep.protocol(), ec);
@@ -77,8 +78,31 @@ void ServerImpl::start() {
         }
       }
     });
-  log().info("serving on http://{}:{}/ with {} thread{}", options.bind, bound_port, options.threads,
+  log().info("serving on {}://{}:{}/ with {} thread{}", tls_context ? "https" : "http", options.bind, bound_port, options.threads,
              options.threads == 1 ? "" : "s");
+}
+
+void ServerImpl::load_tls() {
+  if (options.tls_cert.empty() || options.tls_key.empty())
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "TLS needs both a certificate and a key (tls: {cert: FILE, key: FILE} in routing.yaml, "
+                            "or --cert FILE --key FILE)");
+  tls_context.emplace(net::ssl::context::tls_server);
+  // TLS 1.2 and later only; OpenSSL's defaults choose the ciphers.
+  tls_context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                           net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                           net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  tls_context->use_certificate_chain_file(options.tls_cert, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("cannot load the TLS certificate chain from '{}' (a PEM file, "
+                                            "certificate first, then intermediates)",
+                                            options.tls_cert));
+  tls_context->use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("cannot load the TLS private key from '{}' (a PEM file, "
+                                            "without a passphrase, matching the certificate)",
+                                            options.tls_key));
 }
 
 void ServerImpl::do_accept() {

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <channels/executor.hpp>
@@ -44,6 +45,7 @@ struct ServerImpl {
   void join();
 
   void do_accept();
+  void load_tls();
   /// Whether a new connection fits under max_connections and
   /// max_connections_per_ip (it counts itself).
   enum class Admission { ok, server_full, client_full };
@@ -60,6 +62,7 @@ struct ServerImpl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> drain_timer;
+  std::optional<net::ssl::context> tls_context;  // set when options name a certificate
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
 

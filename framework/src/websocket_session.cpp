@@ -39,7 +39,7 @@ class WsTransport final : public WebsocketTransport {
 
 class WebsocketSession final : public Session, public std::enable_shared_from_this<WebsocketSession> {
  public:
-  WebsocketSession(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+  WebsocketSession(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                    std::unique_ptr<Consumer> consumer)
       : server_(server),
         ws_(std::move(stream)),
@@ -226,12 +226,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     res->keep_alive(false);
     res->prepare_payload();
     log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
-    auto& tcp = ws_.next_layer();
-    tcp.expires_after(server_.options.handshake_timeout);
-    http::async_write(tcp, *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
+    beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
+    http::async_write(ws_.next_layer(), *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
       boost::system::error_code ec;
-      self->ws_.next_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->ws_.next_layer().close();
+      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(self->ws_).close();
       self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
     });
   }
@@ -397,7 +396,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   ServerImpl& server_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<ServerStream> ws_;
   Strand strand_;
   Request req_;
   std::unique_ptr<WebsocketConsumer> consumer_;
@@ -436,7 +435,7 @@ void WsTransport::close(int code, std::string reason) {
 
 }  // namespace
 
-void start_websocket_session(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer) {
   std::make_shared<WebsocketSession>(server, std::move(stream), std::move(req), std::move(scope),
                                      std::move(consumer))

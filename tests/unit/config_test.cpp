@@ -291,4 +291,5 @@ TEST(ConfigErrors, LimitAndOriginMistakesSayWhatToWrite) {
   EXPECT_CONTAINS(error_of("server:\n  allowed_origins: [\"\"]\n"), "may not hold an empty origin");
   EXPECT_CONTAINS(error_of("http:\n  - path: x/\n    consumer: app.Page\n    allowed_origins: [a]\n"),
                   "applies to `websocket:` routes");
+  EXPECT_CONTAINS(error_of("tls:\n  cert: nowhere.pem\n"), "needs both `cert:` and `key:`");
 }

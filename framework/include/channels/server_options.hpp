@@ -45,6 +45,10 @@ struct ServerOptions {
   /// Let a handshake without Origin through (non-browser clients send none;
   /// browsers always do). Channels refuses it unless "*" is listed.
   bool allow_missing_origin = false;
+  /// PEM files for https:// and wss:// (routing.yaml `tls: {cert, key}`).
+  /// Both empty: plain TCP. The key must not have a passphrase.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 }  // namespace channels
