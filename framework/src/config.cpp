@@ -12,6 +12,7 @@
 #include <channels/layers/redis.hpp>
 #include <channels/layers/redis_pubsub.hpp>
 #include <channels/log.hpp>
+#include <channels/origin_validator.hpp>
 
 namespace channels {
 
@@ -111,11 +112,33 @@ class Loader {
     return n;
   }
 
+  // A count where 0 means "no limit" (or "automatic").
+  std::size_t count(const YAML::Node& node, std::string_view what) const {
+    long long v = scalar<long long>(node, what, "a whole number (0: no limit)");
+    if (v < 0) fail(node, fmt::format("`{}` must be 0 or more", what));
+    return static_cast<std::size_t>(v);
+  }
+
+  std::vector<std::string> origins(const YAML::Node& node, std::string_view what) const {
+    if (!node.IsSequence())
+      fail(node, fmt::format("`{}` must be a list of origins, like [localhost, .example.com, "
+                             "\"https://app.example.com\"] (or [\"*\"] for any)",
+                             what));
+    std::vector<std::string> out;
+    for (const auto& o : node) {
+      auto v = scalar<std::string>(o, std::string(what) + "[]", "a host or origin");
+      if (v.empty()) fail(o, fmt::format("`{}` may not hold an empty origin", what));
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
   void load_server(const YAML::Node& n, ServerOptions& o) const {
     check_keys(n, "server",
                {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
-                "send_queue_max_bytes", "send_queue_policy", "drain_timeout"});
+                "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "max_connections",
+                "max_connections_per_ip", "retry_after", "allowed_origins", "allow_missing_origin"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -137,12 +160,38 @@ class Loader {
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
     if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");
+    if (n["max_connections"]) o.max_connections = count(n["max_connections"], "server.max_connections");
+    if (n["max_connections_per_ip"])
+      o.max_connections_per_ip = count(n["max_connections_per_ip"], "server.max_connections_per_ip");
+    if (n["retry_after"])
+      o.retry_after = std::chrono::duration_cast<std::chrono::seconds>(seconds(n["retry_after"], "server.retry_after"));
+    if (n["allowed_origins"]) o.allowed_origins = origins(n["allowed_origins"], "server.allowed_origins");
+    if (n["allow_missing_origin"])
+      o.allow_missing_origin = scalar<bool>(n["allow_missing_origin"], "server.allow_missing_origin", "true or false");
     if (n["send_queue_policy"]) {
       auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;
       else if (p == "drop") o.send_queue_policy = SendQueuePolicy::drop;
       else fail(n["send_queue_policy"], fmt::format("`server.send_queue_policy` must be close or drop, not '{}'", p));
     }
+  }
+
+  // Certificate and key paths are relative to this file, and checked now so
+  // that a typo stops start-up with the line to fix.
+  void load_tls(const YAML::Node& n, ServerOptions& o) const {
+    check_keys(n, "tls", {"cert", "key"});
+    if (!n["cert"] || !n["key"]) fail(n, "`tls:` needs both `cert:` and `key:` (PEM files, relative to this file)");
+    auto file = [&](const char* key) {
+      fs::path p = scalar<std::string>(n[key], std::string("tls.") + key, "a PEM file path");
+      if (p.is_relative()) p = file_.parent_path() / p;
+      std::error_code ec;
+      if (!fs::is_regular_file(p, ec))
+        fail(n[key], fmt::format("`tls.{}`: no such file '{}' (paths are relative to {})", key, p.string(),
+                                 file_.filename().string()));
+      return p.string();
+    };
+    o.tls_cert = file("cert");
+    o.tls_key = file("key");
   }
 
   void load_layer(const YAML::Node& n, LayerConfig& c) const {
@@ -207,7 +256,11 @@ class Loader {
   }
 
   Route load_route(const YAML::Node& r, ConsumerKind kind, std::string_view section) const {
-    check_keys(r, std::string(section) + " route", {"path", "re_path", "prefix", "consumer", "include", "options", "name"});
+    check_keys(r, std::string(section) + " route",
+               {"path", "re_path", "prefix", "consumer", "include", "options", "name", "allowed_origins"});
+    if (r["allowed_origins"] && kind != ConsumerKind::websocket)
+      fail(r["allowed_origins"], "`allowed_origins:` applies to `websocket:` routes (browsers send Origin with "
+                                 "every WebSocket handshake); remove it from this `http:` route");
     int patterns = (r["path"] ? 1 : 0) + (r["re_path"] ? 1 : 0) + (r["prefix"] ? 1 : 0);
     if (patterns != 1)
       fail(r, "each route needs exactly one of `path:` (Django syntax, like ws/chat/<str:room_name>/), "
@@ -247,12 +300,16 @@ class Loader {
         if (depth_ > 8) fail(inc, "`include:` nests more than 8 files deep (does a file include itself?)");
         fs::path sub = file_.parent_path() / inc.as<std::string>();
         Loader child(sub, registry_, depth_ + 1);
+        child.allow_missing_origin_ = allow_missing_origin_;
         YAML::Node list = child.parse(child.read(inc, *this));
         app = child.load_routes(list, kind, section);
       } else {
         app = load_routes(inc, kind, section);
       }
     }
+    if (r["allowed_origins"])
+      app = std::make_shared<OriginValidator>(app, origins(r["allowed_origins"], "allowed_origins"),
+                                              allow_missing_origin_);
     try {
       if (r["path"]) return path(scalar<std::string>(r["path"], "path", "a path pattern"), app);
       if (r["re_path"]) return re_path(scalar<std::string>(r["re_path"], "re_path", "a regular expression"), app);
@@ -307,8 +364,10 @@ class Loader {
     c.file = file_;
     YAML::Node root = parse(text);
     if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
-    check_keys(root, "routing file", {"server", "channel_layer", "http", "websocket"});
+    check_keys(root, "routing file", {"server", "channel_layer", "http", "websocket", "tls"});
     if (root["server"]) load_server(root["server"], c.server);
+    if (root["tls"]) load_tls(root["tls"], c.server);
+    allow_missing_origin_ = c.server.allow_missing_origin;
     if (root["channel_layer"]) load_layer(root["channel_layer"], c.channel_layer);
     ProtocolTypeRouter::Map apps;
     if (root["http"]) apps["http"] = load_routes(root["http"], ConsumerKind::http, "http");
@@ -321,6 +380,7 @@ class Loader {
   fs::path file_;
   const Registry& registry_;
   int depth_;
+  mutable bool allow_missing_origin_ = false;  // server.allow_missing_origin, for per-route checks
 };
 
 }  // namespace

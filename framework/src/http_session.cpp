@@ -1,4 +1,6 @@
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -6,9 +8,14 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <channels/detail/consumer_access.hpp>
 #include <channels/http_consumer.hpp>
 #include <channels/log.hpp>
+#include <channels/origin_validator.hpp>
 #include <channels/websocket_consumer.hpp>
 
 #include "consumer_link.hpp"
@@ -60,8 +67,8 @@ class HttpResponder final : public HttpTransport {
 
 class HttpSession final : public Session, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(ServerImpl& server, tcp::socket socket)
-      : server_(server), stream_(std::move(socket)), strand_(strand_of(stream_.get_executor())) {}
+  HttpSession(ServerImpl& server, ServerStream stream)
+      : server_(server), stream_(std::move(stream)), strand_(strand_of(stream_.get_executor())) {}
 
   ~HttpSession() override {
     finish_consumer();
@@ -69,8 +76,20 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   }
 
   void start() {
-    server_.add(this, weak_from_this());
+    boost::system::error_code ec;
+    auto remote = tcp_layer().socket().remote_endpoint(ec);
+    if (!ec) client_ = remote.address().to_string();
+    admission_ = server_.add(this, weak_from_this(), client_);
     if (server_.stopping) return;
+    if (stream_.is_tls()) {
+      // The TLS handshake counts against the same deadline as the request.
+      tcp_layer().expires_after(server_.options.handshake_timeout);
+      stream_.tls().async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](
+                                                                       boost::system::error_code ec) {
+        self->on_tls_handshake(ec);
+      });
+      return;
+    }
     read(server_.options.handshake_timeout);
   }
 
@@ -80,14 +99,14 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       // Idle between requests: close now. Busy: close after the response.
       if (!self->consumer_) {
         boost::system::error_code ec;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-        self->stream_.close();
+        self->tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+        self->tcp_layer().close();
       }
     });
   }
 
   void abort() override {
-    net::post(strand_, [self = shared_from_this()] { self->stream_.close(); });
+    net::post(strand_, [self = shared_from_this()] { self->tcp_layer().close(); });
   }
 
   void respond(HttpResponse r) {
@@ -108,12 +127,35 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    stream_.expires_after(timeout);
+    tcp_layer().expires_after(timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                        self->on_read(ec);
                      });
   }
+
+  void on_tls_handshake(boost::system::error_code ec) {
+    if (!ec) {
+      read(server_.options.handshake_timeout);
+      return;
+    }
+    if (ec.category() == net::error::get_ssl_category() && ERR_GET_REASON(ec.value()) == SSL_R_HTTP_REQUEST) {
+      // Plain HTTP on the TLS port: say so in plain text rather than just hang up.
+      log().info("{}: plain HTTP on the TLS port, answering 400", client_);
+      static const std::string answer = [] {
+        std::string body = "400 Bad Request: this port speaks TLS; use https:// or wss://\n";
+        return "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      }();
+      net::async_write(tcp_layer(), net::buffer(answer),
+                       [self = shared_from_this()](boost::system::error_code, std::size_t) { self->close(); });
+      return;
+    }
+    log().debug("{}: TLS handshake failed: {}", client_, ec.message());
+    close();
+  }
+
+  beast::tcp_stream& tcp_layer() { return stream_.next_layer(); }
 
   void on_read(boost::system::error_code ec) {
     if (ec == http::error::end_of_stream || ec == net::error::operation_aborted ||
@@ -140,11 +182,39 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     request_ = parser_->release();
     ++server_.http_requests;
+    if (admission_ != ServerImpl::Admission::ok) {
+      refuse_over_limit();
+      return;
+    }
     if (beast::websocket::is_upgrade(request_)) {
       upgrade();
       return;
     }
     dispatch_http();
+  }
+
+  // Over max_connections (503: the server is full, try later, maybe another
+  // instance) or over max_connections_per_ip (429: this client holds too
+  // many; 503 would tell a load balancer the whole server is unwell).
+  void refuse_over_limit() {
+    auto refused = ++server_.connections_refused;
+    bool full = admission_ == ServerImpl::Admission::server_full;
+    auto status = full ? http::status::service_unavailable : http::status::too_many_requests;
+    std::string why =
+        full ? fmt::format("503 Service Unavailable: the server is at its limit of {} connections; retry later\n",
+                           server_.options.max_connections)
+             : fmt::format("429 Too Many Requests: {} already has {} connections open here (the limit per "
+                           "address); close one or retry later\n",
+                           client_, server_.options.max_connections_per_ip);
+    Scope scope = make_scope(request_, stream_, beast::websocket::is_upgrade(request_) ? "websocket" : "http");
+    log_access(scope, static_cast<int>(status), why.size());
+    // Rate-limited: a flood of refusals must not become a flood of warnings.
+    if (refused == 1 || refused % 1000 == 0)
+      log().warn("connection limit reached, {} refused so far; last: {}", refused, why.substr(0, why.size() - 1));
+    stopping_ = true;
+    auto res = make_text(status, std::move(why));
+    res->set(http::field::retry_after, std::to_string(server_.options.retry_after.count()));
+    write(std::move(res));
   }
 
   void upgrade() {
@@ -156,6 +226,19 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       auto res = make_text(status, why + "\n");
       if (status == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
       write(std::move(res));
+      return;
+    }
+    const auto& allowed = server_.options.allowed_origins;
+    if (!allowed.empty() && !origin_allowed(scope.header("origin"), allowed, server_.options.allow_missing_origin)) {
+      auto origin = scope.header("origin");
+      std::string why = origin ? fmt::format("403 Forbidden: Origin '{}' may not open a WebSocket here "
+                                             "(server.allowed_origins)\n", *origin)
+                               : std::string("403 Forbidden: a WebSocket handshake needs an Origin header here\n");
+      log_access(scope, 403, why.size());
+      log().warn("refusing the WebSocket for {} from {}: {}", scope.path, scope.client.host,
+                 why.substr(15, why.size() - 16));
+      stopping_ = true;
+      write(make_text(http::status::forbidden, std::move(why)));
       return;
     }
     std::unique_ptr<Consumer> consumer;
@@ -171,7 +254,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       return;
     }
     // The WebSocket session owns the socket from here on.
-    stream_.expires_never();
+    tcp_layer().expires_never();
     if (buffer_.size())
       log().debug("{} bytes after the upgrade request were sent early; the client is not waiting for 101",
                   buffer_.size());
@@ -242,7 +325,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
 
   void write(std::shared_ptr<http::response<http::string_body>> res) {
     if (consumer_) log_access(scope_, res->result_int(), res->body().size());
-    stream_.expires_after(server_.options.handshake_timeout);
+    tcp_layer().expires_after(server_.options.handshake_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](boost::system::error_code ec, std::size_t) {
                         self->finish_consumer();
@@ -263,12 +346,12 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
 
   void close() {
     boost::system::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_layer().close();
   }
 
   ServerImpl& server_;
-  beast::tcp_stream stream_;
+  ServerStream stream_;
   Strand strand_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -278,6 +361,8 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   ConsumerLink link_;
   std::optional<net::steady_timer> response_timer_;
   bool stopping_ = false;
+  std::string client_;
+  ServerImpl::Admission admission_ = ServerImpl::Admission::ok;
 };
 
 void HttpResponder::respond(HttpResponse response) {
@@ -286,11 +371,11 @@ void HttpResponder::respond(HttpResponse response) {
 
 }  // namespace
 
-Scope make_scope(const Request& req, const beast::tcp_stream& stream, std::string type) {
+Scope make_scope(const Request& req, const ServerStream& stream, std::string type) {
   Scope s;
   bool ws = type == "websocket";
   s.type = std::move(type);
-  s.scheme = ws ? "ws" : "http";
+  s.scheme = stream.is_tls() ? (ws ? "wss" : "https") : (ws ? "ws" : "http");
   s.method = std::string(req.method_string());
   s.http_version = req.version() == 10 ? "1.0" : "1.1";
   std::string_view target = req.target();
@@ -312,9 +397,9 @@ Scope make_scope(const Request& req, const beast::tcp_stream& stream, std::strin
     }
   }
   boost::system::error_code ec;
-  auto remote = stream.socket().remote_endpoint(ec);
+  auto remote = stream.next_layer().socket().remote_endpoint(ec);
   if (!ec) s.client = {remote.address().to_string(), remote.port()};
-  auto local = stream.socket().local_endpoint(ec);
+  auto local = stream.next_layer().socket().local_endpoint(ec);
   if (!ec) s.server = {local.address().to_string(), local.port()};
   return s;
 }
@@ -326,7 +411,11 @@ void log_access(const Scope& scope, int status, std::size_t bytes) {
 }
 
 void start_http_session(ServerImpl& server, tcp::socket socket) {
-  std::make_shared<HttpSession>(server, std::move(socket))->start();
+  beast::tcp_stream tcp(std::move(socket));
+  if (server.tls_context)
+    std::make_shared<HttpSession>(server, ServerStream(std::move(tcp), *server.tls_context))->start();
+  else
+    std::make_shared<HttpSession>(server, ServerStream(std::move(tcp)))->start();
 }
 
 }  // namespace channels::detail

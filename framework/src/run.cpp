@@ -24,6 +24,7 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
   std::string log_level = "info";
   std::optional<std::string> layer;
   std::vector<std::string> redis_hosts;
+  std::optional<std::string> cert, key;
   cli.add_option("--routing", routing, "Routes and settings file")->capture_default_str();
   cli.add_option("--bind", bind, "Address to listen on (overrides server.bind)");
   cli.add_option("--port", port, "Port to listen on (overrides server.port)")->check(CLI::Range(0, 65535));
@@ -36,6 +37,9 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
                  "channel_layer.hosts)")
       ->expected(1)
       ->take_all();
+  cli.add_option("--cert", cert, "TLS certificate chain, PEM: serve https:// and wss:// (overrides tls.cert)")
+      ->check(CLI::ExistingFile);
+  cli.add_option("--key", key, "TLS private key, PEM (overrides tls.key)")->check(CLI::ExistingFile);
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -52,6 +56,8 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
     if (port) config.server.port = static_cast<std::uint16_t>(*port);
     if (threads) config.server.threads = static_cast<unsigned>(*threads);
     if (layer) config.channel_layer.backend = *layer;
+    if (cert) config.server.tls_cert = *cert;
+    if (key) config.server.tls_key = *key;
     if (!redis_hosts.empty()) {
       if (config.channel_layer.backend == "memory")
         throw ConfigError("--redis names a Redis server, but the channel layer is memory: add --layer redis "

@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include <sys/resource.h>
+
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 
@@ -17,6 +19,16 @@ ServerImpl::ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<Channe
     : options(std::move(o)), app(std::move(a)), layer(std::move(l)) {
   unsigned n = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   options.threads = n;
+  if (options.max_connections == 0) {
+    // Past the open-file limit accept() fails and the client learns nothing:
+    // stop a little before it (room for logs, Redis, static files) and say 503.
+    rlimit r{};
+    constexpr std::size_t reserve = 64;
+    std::size_t files = ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY
+                            ? static_cast<std::size_t>(r.rlim_cur)
+                            : std::size_t{1} << 20;
+    options.max_connections = files > 2 * reserve ? files - reserve : files / 2;
+  }
   ioc.emplace(static_cast<int>(n));
 }
 
@@ -40,6 +52,7 @@ void ServerImpl::start() {
     throw std::system_error(ec, fmt::format("server.bind '{}' is not an IP address (write one "
                                             "like 127.0.0.1, 0.0.0.0 or ::1)",
                                             options.bind));
+  if (!options.tls_cert.empty() || !options.tls_key.empty()) load_tls();
   tcp::endpoint ep(address, options.port);
   acceptor.emplace(net::make_strand(*ioc));
   acceptor->open(ep.protocol(), ec);
@@ -65,8 +78,31 @@ void ServerImpl::start() {
         }
       }
     });
-  log().info("serving on http://{}:{}/ with {} thread{}", options.bind, bound_port, options.threads,
+  log().info("serving on {}://{}:{}/ with {} thread{}", tls_context ? "https" : "http", options.bind, bound_port, options.threads,
              options.threads == 1 ? "" : "s");
+}
+
+void ServerImpl::load_tls() {
+  if (options.tls_cert.empty() || options.tls_key.empty())
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "TLS needs both a certificate and a key (tls: {cert: FILE, key: FILE} in routing.yaml, "
+                            "or --cert FILE --key FILE)");
+  tls_context.emplace(net::ssl::context::tls_server);
+  // TLS 1.2 and later only; OpenSSL's defaults choose the ciphers.
+  tls_context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                           net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                           net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  tls_context->use_certificate_chain_file(options.tls_cert, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("cannot load the TLS certificate chain from '{}' (a PEM file, "
+                                            "certificate first, then intermediates)",
+                                            options.tls_cert));
+  tls_context->use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
+  if (ec)
+    throw std::system_error(ec, fmt::format("cannot load the TLS private key from '{}' (a PEM file, "
+                                            "without a passphrase, matching the certificate)",
+                                            options.tls_key));
 }
 
 void ServerImpl::do_accept() {
@@ -90,14 +126,28 @@ void ServerImpl::do_accept() {
                          });
 }
 
-void ServerImpl::add(Session* s, std::weak_ptr<Session> w) {
+ServerImpl::Admission ServerImpl::add(Session* s, std::weak_ptr<Session> w, const std::string& client) {
   std::lock_guard lock(mutex);
-  sessions.emplace(s, std::move(w));
+  auto [it, fresh] = sessions.try_emplace(s, Entry{std::move(w), client});
+  std::size_t from_client = 0;
+  if (fresh && !client.empty()) from_client = ++per_client[client];
+  // An upgrade hands its connection from the HTTP session to a WebSocket
+  // session: for a moment both are registered, which errs on the safe side.
+  if (sessions.size() > options.max_connections) return Admission::server_full;
+  if (options.max_connections_per_ip && from_client > options.max_connections_per_ip)
+    return Admission::client_full;
+  return Admission::ok;
 }
 
 void ServerImpl::remove(Session* s) {
   std::lock_guard lock(mutex);
-  sessions.erase(s);
+  auto it = sessions.find(s);
+  if (it == sessions.end()) return;
+  if (!it->second.client.empty()) {
+    auto c = per_client.find(it->second.client);
+    if (c != per_client.end() && --c->second == 0) per_client.erase(c);
+  }
+  sessions.erase(it);
 }
 
 std::size_t ServerImpl::session_count() {
@@ -115,8 +165,8 @@ void ServerImpl::begin_shutdown() {
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(mutex);
-    for (auto& [_, w] : sessions)
-      if (auto s = w.lock()) live.push_back(std::move(s));
+    for (auto& [_, e] : sessions)
+      if (auto s = e.session.lock()) live.push_back(std::move(s));
   }
   log().info("shutting down: closing {} connection{} (drain timeout {} ms)", live.size(),
              live.size() == 1 ? "" : "s", options.drain_timeout.count());
@@ -137,8 +187,8 @@ void ServerImpl::begin_shutdown() {
       std::vector<std::shared_ptr<Session>> left;
       {
         std::lock_guard lock(mutex);
-        for (auto& [_, w] : sessions)
-          if (auto s = w.lock()) left.push_back(std::move(s));
+        for (auto& [_, e] : sessions)
+          if (auto s = e.session.lock()) left.push_back(std::move(s));
       }
       for (auto& s : left) s->abort();
     }
@@ -193,8 +243,13 @@ int Server::run() {
 }
 
 ServerStats Server::stats() const {
-  return {impl_->connections_accepted, impl_->websockets_open, impl_->http_requests,
-          impl_->send_queue_drops};
+  ServerStats s;
+  s.connections_accepted = impl_->connections_accepted;
+  s.websockets_open = impl_->websockets_open;
+  s.http_requests = impl_->http_requests;
+  s.send_queue_drops = impl_->send_queue_drops;
+  s.connections_refused = impl_->connections_refused;
+  return s;
 }
 
 ChannelLayer& Server::channel_layer() const { return *impl_->layer; }

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <channels/executor.hpp>
@@ -44,7 +45,12 @@ struct ServerImpl {
   void join();
 
   void do_accept();
-  void add(Session* s, std::weak_ptr<Session> w);
+  void load_tls();
+  /// Whether a new connection fits under max_connections and
+  /// max_connections_per_ip (it counts itself).
+  enum class Admission { ok, server_full, client_full };
+  /// Registers a live connection; `client` is its address, for the per-IP count.
+  Admission add(Session* s, std::weak_ptr<Session> w, const std::string& client = {});
   void remove(Session* s);
   std::size_t session_count();
 
@@ -56,11 +62,17 @@ struct ServerImpl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> drain_timer;
+  std::optional<net::ssl::context> tls_context;  // set when options name a certificate
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
 
   std::mutex mutex;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  struct Entry {
+    std::weak_ptr<Session> session;
+    std::string client;
+  };
+  std::unordered_map<Session*, Entry> sessions;
+  std::unordered_map<std::string, std::size_t> per_client;  // live connections by address
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
 
@@ -68,6 +80,7 @@ struct ServerImpl {
   std::atomic<std::uint64_t> websockets_open{0};
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> send_queue_drops{0};
+  std::atomic<std::uint64_t> connections_refused{0};
 };
 
 /// The strand a connection's socket was accepted on.

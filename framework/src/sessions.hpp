@@ -8,6 +8,7 @@
 #include <channels/consumer.hpp>
 
 #include "server_impl.hpp"
+#include "server_stream.hpp"
 
 namespace channels::detail {
 
@@ -16,11 +17,11 @@ namespace http = beast::http;
 using Request = http::request<http::string_body>;
 
 /// Fills what every scope has from the request and the socket.
-Scope make_scope(const Request& req, const beast::tcp_stream& stream, std::string type);
+Scope make_scope(const Request& req, const ServerStream& stream, std::string type);
 
 /// Takes over an upgraded connection: runs on_connect, then the handshake
 /// (or its refusal), then the WebSocket.
-void start_websocket_session(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer);
 
 /// An access-log line, as daphne writes them.

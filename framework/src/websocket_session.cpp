@@ -40,7 +40,7 @@ class WsTransport final : public WebsocketTransport {
 
 class WebsocketSession final : public Session, public std::enable_shared_from_this<WebsocketSession> {
  public:
-  WebsocketSession(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+  WebsocketSession(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                    std::unique_ptr<Consumer> consumer)
       : server_(server),
         ws_(std::move(stream)),
@@ -59,7 +59,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   void start() {
-    server_.add(this, weak_from_this());
+    server_.add(this, weak_from_this(), consumer_->scope().client.host);
     ConsumerAccess::set_owner(*consumer_, weak_from_this());
     ConsumerAccess::set_transport(*consumer_, std::make_shared<WsTransport>(weak_from_this()));
     net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
@@ -93,6 +93,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ != State::connecting) return;
     state_ = State::handshaking;
     handshake_timer_.reset();
+    // Middleware may name the answer for a subprotocol it consumed (the
+    // token offered as ["access_token", TOKEN]): a browser fails a handshake
+    // whose answer names none of its offers.
+    if (const auto& ext = consumer_->scope().extensions; subprotocol.empty() && ext.contains("subprotocol") &&
+                                                         ext["subprotocol"].is_string())
+      subprotocol = ext["subprotocol"].get<std::string>();
     if (!subprotocol.empty() &&
         std::find(consumer_->scope().subprotocols.begin(), consumer_->scope().subprotocols.end(),
                   subprotocol) == consumer_->scope().subprotocols.end()) {
@@ -172,6 +178,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     state_ = State::closing;
     ConsumerAccess::mark_closed(*consumer_);
     // Frames queued before close() go out first; the close frame follows.
+    // The deadline starts now: a write stuck on a client that never reads
+    // would otherwise hold the connection (and its queue) until idle_timeout.
+    arm_close_timer();
     if (!writing_) start_close();
   }
 
@@ -225,13 +234,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     res->keep_alive(false);
     res->prepare_payload();
     log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
-    auto& tcp = ws_.next_layer().next_layer();
-    tcp.expires_after(server_.options.handshake_timeout);
-    http::async_write(tcp, *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
+    beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
+    // Straight to the transport (TLS or not), under the write coalescing.
+    http::async_write(ws_.next_layer().next_layer(), *res,
+                      [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
       boost::system::error_code ec;
-      auto& tcp = self->ws_.next_layer().next_layer();
-      tcp.socket().shutdown(tcp::socket::shutdown_both, ec);
-      tcp.close();
+      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+      beast::get_lowest_layer(self->ws_).close();
       self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
     });
   }
@@ -350,14 +359,20 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (!queue_.empty()) write_next();
   }
 
-  void start_close() {
-    if (close_started_) return;
-    close_started_ = true;
-    // A peer that never answers the close frame (or never reads) is cut off.
+  // A peer that never answers the close frame (or never reads) is cut off.
+  void arm_close_timer() {
+    if (close_timer_armed_) return;
+    close_timer_armed_ = true;
     close_timer_.expires_after(server_.options.handshake_timeout);
     close_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       if (auto s = weak.lock(); s && !ec) beast::get_lowest_layer(s->ws_).close();
     });
+  }
+
+  void start_close() {
+    if (close_started_) return;
+    close_started_ = true;
+    arm_close_timer();
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
                     [self = shared_from_this()](boost::system::error_code) {
                       // With a read pending, the read completes with `closed` and
@@ -405,7 +420,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   ServerImpl& server_;
-  websocket::stream<CorkedStream<beast::tcp_stream>> ws_;
+  websocket::stream<CorkedStream<ServerStream>> ws_;
   Strand strand_;
   Request req_;
   std::unique_ptr<WebsocketConsumer> consumer_;
@@ -417,6 +432,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   State state_ = State::connecting;
   bool writing_ = false;
   bool close_started_ = false;
+  bool close_timer_armed_ = false;
   bool close_after_accept_ = false;
   bool connect_ran_ = false;
   bool finished_ = false;
@@ -444,7 +460,7 @@ void WsTransport::close(int code, std::string reason) {
 
 }  // namespace
 
-void start_websocket_session(ServerImpl& server, beast::tcp_stream stream, Request req, Scope scope,
+void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer) {
   std::make_shared<WebsocketSession>(server, std::move(stream), std::move(req), std::move(scope),
                                      std::move(consumer))

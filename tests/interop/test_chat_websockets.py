@@ -392,6 +392,72 @@ class ShutdownTests(unittest.IsolatedAsyncioTestCase):
             server.stop()
             server.close_log()
 
+    async def test_sigterm_during_traffic_closes_every_client_1001_within_drain_timeout(self):
+        drain_timeout = 5.0  # server.drain_timeout in routing.yaml
+        server = ChatServer("shutdown-under-traffic server")
+        server.start()
+        try:
+            rooms = [unique("busy") for _ in range(4)]
+            clients = [await connect(server.ws_url("ws/chat/%s/" % rooms[i % 4])) for i in range(20)]
+            stop_sending = asyncio.Event()
+
+            async def talk(ws, n):
+                # Sends and reads until the server closes; returns its close code.
+                async def send_loop():
+                    i = 0
+                    while not stop_sending.is_set() and i < 10000:
+                        try:
+                            await ws.send(json.dumps({"message": "c%d m%d" % (n, i)}))
+                        except websockets.exceptions.ConnectionClosed:
+                            return
+                        i += 1
+                        await asyncio.sleep(0.005)
+                sender = asyncio.ensure_future(send_loop())
+                try:
+                    for _ in range(1000000):
+                        await recv(ws, STOP_TIMEOUT)
+                except websockets.exceptions.ConnectionClosed as exc:
+                    return exc.rcvd.code if exc.rcvd is not None else exc.code
+                except asyncio.TimeoutError:
+                    return "still open %.0f s after SIGTERM" % STOP_TIMEOUT
+                finally:
+                    stop_sending.set()
+                    await sender
+
+            talkers = [asyncio.ensure_future(talk(ws, n)) for n, ws in enumerate(clients)]
+            await asyncio.sleep(0.5)  # traffic flowing in every room
+            started = time.monotonic()
+            server.terminate()
+            codes = await asyncio.gather(*talkers)
+            while server.proc.poll() is None and time.monotonic() - started < STOP_TIMEOUT:
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - started
+            self.assertEqual(codes, [1001] * len(clients))
+            self.assertIsNotNone(server.proc.poll(), "server still running %.0f s after SIGTERM" % STOP_TIMEOUT)
+            self.assertEqual(server.proc.returncode, 0)
+            self.assertLess(took, drain_timeout + 1.0, "exit took %.1f s, drain timeout is %.0f s" % (took, drain_timeout))
+            for ws in clients:
+                await ws.close()
+        finally:
+            server.stop()
+            server.close_log()
+
+
+class OriginTests(unittest.IsolatedAsyncioTestCase):
+    """routing.yaml's allowed_origins: a page from another site may not open the chat's socket."""
+
+    async def test_other_site_is_refused_403(self):
+        with self.assertRaises(websockets.exceptions.InvalidStatusCode) as cm:
+            async with connect(SERVER.ws_url("ws/chat/lobby/"), origin="https://evil.example"):
+                pass
+        self.assertEqual(cm.exception.status_code, 403)
+
+    async def test_own_origin_is_accepted(self):
+        origin = "http://%s:%d" % (HOST, SERVER.port)
+        async with connect(SERVER.ws_url("ws/chat/%s/" % unique("origin")), origin=origin) as ws:
+            await ws.send(json.dumps({"message": "same site"}))
+            self.assertEqual(await recv_json(ws), {"message": "same site"})
+
 
 class HttpTests(unittest.TestCase):
 

@@ -140,3 +140,15 @@ TEST_F(ChatApp, PagesServeTheTutorialElementIds) {
   EXPECT_EQ(room.find("<b>"), std::string::npos);  // the room name cannot open or close a tag
   EXPECT_NE(room.find("\"\\u003Cb\\u003E\\u0026\""), std::string::npos) << room;
 }
+
+TEST_F(ChatApp, PagesFromOtherSitesMayNotOpenTheChatSocket) {
+  WebsocketClient::Options evil, own, local;
+  evil.headers = {{"Origin", "https://evil.example"}};
+  own.headers = {{"Origin", "http://127.0.0.1:" + std::to_string(server->server.port())}};
+  local.headers = {{"Origin", "http://localhost:8000"}};
+  WebsocketClient a, b, c, d;
+  EXPECT_EQ(a.connect(server->url("/ws/chat/lobby/"), evil).status, 403);
+  EXPECT_TRUE(b.connect(server->url("/ws/chat/lobby/"), own).accepted);
+  EXPECT_TRUE(c.connect(server->url("/ws/chat/lobby/"), local).accepted);
+  EXPECT_TRUE(d.connect(server->url("/ws/chat/lobby/")).accepted);  // no Origin: not a browser
+}

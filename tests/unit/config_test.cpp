@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <channels/denier.hpp>
 #include <channels/errors.hpp>
 
 using namespace channels;
@@ -245,4 +246,50 @@ TEST(ConfigErrors, RedisLayerMistakesSayWhatToWrite) {
   } catch (const ConfigError& e) {
     EXPECT_CONTAINS(e.what(), "at least 1 second");
   }
+}
+
+TEST(Config, ConnectionLimitsAndOrigins) {
+  auto c = parse(R"(
+server:
+  max_connections: 500
+  max_connections_per_ip: 20
+  retry_after: 30
+  allowed_origins: [localhost, .example.com, "https://app.example.org:8443"]
+  allow_missing_origin: true
+websocket:
+  - path: ws/chat/<str:room_name>/
+    consumer: app.Ws
+    allowed_origins: ["*.example.com"]
+)");
+  EXPECT_EQ(c.server.max_connections, 500u);
+  EXPECT_EQ(c.server.max_connections_per_ip, 20u);
+  EXPECT_EQ(c.server.retry_after, std::chrono::seconds(30));
+  EXPECT_EQ(c.server.allowed_origins,
+            (std::vector<std::string>{"localhost", ".example.com", "https://app.example.org:8443"}));
+  EXPECT_TRUE(c.server.allow_missing_origin);
+  // The route's own list: a refused origin gets a denier, not the app's consumer.
+  Scope s;
+  s.type = "websocket";
+  s.path = "/ws/chat/lobby/";
+  s.headers = {{"origin", "https://evil.example"}};
+  auto denied = c.application->route(s);
+  ASSERT_TRUE(denied);
+  EXPECT_NE(dynamic_cast<WebsocketDenier*>(denied.get()), nullptr);
+  s.headers = {{"origin", "https://chat.example.com"}};
+  auto allowed = c.application->route(s);
+  EXPECT_EQ(dynamic_cast<WebsocketDenier*>(allowed.get()), nullptr);
+
+  auto d = parse("");
+  EXPECT_EQ(d.server.max_connections_per_ip, 0u);
+  EXPECT_TRUE(d.server.allowed_origins.empty());
+  EXPECT_FALSE(d.server.allow_missing_origin);
+}
+
+TEST(ConfigErrors, LimitAndOriginMistakesSayWhatToWrite) {
+  EXPECT_CONTAINS(error_of("server:\n  max_connections: -1\n"), "0 or more");
+  EXPECT_CONTAINS(error_of("server:\n  allowed_origins: localhost\n"), "must be a list of origins");
+  EXPECT_CONTAINS(error_of("server:\n  allowed_origins: [\"\"]\n"), "may not hold an empty origin");
+  EXPECT_CONTAINS(error_of("http:\n  - path: x/\n    consumer: app.Page\n    allowed_origins: [a]\n"),
+                  "applies to `websocket:` routes");
+  EXPECT_CONTAINS(error_of("tls:\n  cert: nowhere.pem\n"), "needs both `cert:` and `key:`");
 }

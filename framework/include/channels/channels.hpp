@@ -10,6 +10,7 @@
 #include <channels/layers/redis.hpp>
 #include <channels/layers/redis_pubsub.hpp>
 #include <channels/message.hpp>
+#include <channels/origin_validator.hpp>
 #include <channels/registry.hpp>
 #include <channels/routing.hpp>
 #include <channels/run.hpp>

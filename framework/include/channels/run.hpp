@@ -11,7 +11,7 @@ namespace channels {
 
 /// Reads `--routing FILE` (default routing.yaml), `--bind`, `--port`,
 /// `--threads`, `--layer memory|redis|redis-pubsub`, `--redis URL`
-/// (repeatable), `--log-level`, loads the routes with `consumers`, serves
+/// (repeatable), `--cert FILE --key FILE` (TLS), `--log-level`, loads the routes with `consumers`, serves
 /// until SIGINT/SIGTERM and returns the exit code (2 for a bad configuration).
 int run(int argc, char** argv, const Registry& consumers);
 

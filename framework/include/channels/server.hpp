@@ -20,6 +20,9 @@ struct ServerStats {
   std::uint64_t websockets_open = 0;
   std::uint64_t http_requests = 0;
   std::uint64_t send_queue_drops = 0;
+  /// Requests and handshakes refused by max_connections (503) or
+  /// max_connections_per_ip (429).
+  std::uint64_t connections_refused = 0;
 };
 
 class Server {

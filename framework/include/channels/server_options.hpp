@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace channels {
 
@@ -28,6 +29,26 @@ struct ServerOptions {
   std::size_t send_queue_max_bytes = 4 * 1024 * 1024;
   SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008
   std::chrono::milliseconds drain_timeout{5'000};  // on SIGINT/SIGTERM
+  /// Connections (HTTP and WebSocket) served at once; beyond, a request or
+  /// handshake gets 503 with Retry-After. 0: the open-file limit less a
+  /// reserve, so the server answers 503 instead of failing accept().
+  std::size_t max_connections = 0;
+  /// Connections from one client address; beyond: 429 with Retry-After.
+  /// 0: no limit (behind a proxy every client has the proxy's address).
+  std::size_t max_connections_per_ip = 0;
+  /// Seconds a refused client is told to wait (the Retry-After header).
+  std::chrono::seconds retry_after{5};
+  /// Origins allowed to open a WebSocket (patterns as in OriginValidator:
+  /// "example.com", ".example.com", "*.example.com", "https://host:port",
+  /// "*"); others get 403 before routing. Empty: no check.
+  std::vector<std::string> allowed_origins;
+  /// Let a handshake without Origin through (non-browser clients send none;
+  /// browsers always do). Channels refuses it unless "*" is listed.
+  bool allow_missing_origin = false;
+  /// PEM files for https:// and wss:// (routing.yaml `tls: {cert, key}`).
+  /// Both empty: plain TCP. The key must not have a passphrase.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 }  // namespace channels

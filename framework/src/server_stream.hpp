@@ -1,0 +1,94 @@
+#pragma once
+// Private to the server: the stream under every session, plain TCP or TLS
+// over TCP, chosen per listening port at run time. One type means one code
+// path for the HTTP and WebSocket sessions (no template per transport): each
+// I/O call branches once on `tls_` and hands the same handler to the stream
+// that applies. A plain connection carries no TLS state at all.
+
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+namespace channels::detail {
+
+class ServerStream {
+ public:
+  using executor_type = boost::beast::tcp_stream::executor_type;
+  // Beast's wrapper coalesces the header and payload of a frame into one TLS record.
+  using Tls = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+  /// Plain TCP.
+  explicit ServerStream(boost::beast::tcp_stream tcp) : tcp_(std::in_place, std::move(tcp)) {}
+  /// TLS over TCP: the handshake is the caller's first operation.
+  ServerStream(boost::beast::tcp_stream tcp, boost::asio::ssl::context& context)
+      : tls_(std::make_unique<Tls>(std::move(tcp), context)) {}
+
+  ServerStream(ServerStream&&) noexcept = default;
+  ServerStream& operator=(ServerStream&&) noexcept = default;
+
+  bool is_tls() const { return tls_ != nullptr; }
+  Tls& tls() { return *tls_; }
+
+  /// The TCP stream underneath (timeouts, the socket, close). Beast's
+  /// get_lowest_layer() finds it through here.
+  boost::beast::tcp_stream& next_layer() { return tls_ ? tls_->next_layer() : *tcp_; }
+  const boost::beast::tcp_stream& next_layer() const { return tls_ ? tls_->next_layer() : *tcp_; }
+
+  executor_type get_executor() { return next_layer().get_executor(); }
+
+  template <class MutableBuffers, class Handler>
+  auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    return boost::asio::async_initiate<Handler, void(boost::system::error_code, std::size_t)>(
+        [this](auto&& h, const MutableBuffers& b) {
+          if (tls_)
+            tls_->async_read_some(b, std::forward<decltype(h)>(h));
+          else
+            tcp_->async_read_some(b, std::forward<decltype(h)>(h));
+        },
+        handler, buffers);
+  }
+
+  template <class ConstBuffers, class Handler>
+  auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    return boost::asio::async_initiate<Handler, void(boost::system::error_code, std::size_t)>(
+        [this](auto&& h, const ConstBuffers& b) {
+          if (tls_)
+            tls_->async_write_some(b, std::forward<decltype(h)>(h));
+          else
+            tcp_->async_write_some(b, std::forward<decltype(h)>(h));
+        },
+        handler, buffers);
+  }
+
+  // The WebSocket closing handshake ends with a teardown (close_notify first
+  // over TLS); Beast finds these by argument-dependent lookup.
+  friend void teardown(boost::beast::role_type role, ServerStream& s, boost::system::error_code& ec) {
+    using boost::beast::websocket::teardown;
+    if (s.tls_)
+      teardown(role, *s.tls_, ec);
+    else
+      teardown(role, *s.tcp_, ec);
+  }
+
+  template <class Handler>
+  friend void async_teardown(boost::beast::role_type role, ServerStream& s, Handler&& handler) {
+    using boost::beast::websocket::async_teardown;
+    if (s.tls_)
+      async_teardown(role, *s.tls_, std::forward<Handler>(handler));
+    else
+      async_teardown(role, *s.tcp_, std::forward<Handler>(handler));
+  }
+
+ private:
+  std::optional<boost::beast::tcp_stream> tcp_;  // plain only
+
+  std::unique_ptr<Tls> tls_;
+};
+
+}  // namespace channels::detail

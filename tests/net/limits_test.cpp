@@ -1,0 +1,368 @@
+// Limits and abuse, over real sockets: connection caps (503 and 429), a
+// slowloris client, idle peers and keep-alive pings, and clients that never
+// read sitting on a busy room.
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/buffers_iterator.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+#include <poll.h>
+
+#include "test_server.hpp"
+
+using namespace channels;
+using namespace std::chrono_literals;
+using testing_support::eventually;
+using testing_support::TestServer;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+std::atomic<int> connects{0};
+std::mutex codes_mutex;
+std::vector<int> codes;
+
+void reset_record() {
+  connects = 0;
+  std::lock_guard l(codes_mutex);
+  codes.clear();
+}
+std::vector<int> disconnect_codes() {
+  std::lock_guard l(codes_mutex);
+  return codes;
+}
+
+struct Echo : WebsocketConsumer {
+  void on_connect() override {
+    ++connects;
+    accept();
+  }
+  void on_receive(std::string_view t) override { send(t); }
+  void on_disconnect(int code) override {
+    std::lock_guard l(codes_mutex);
+    codes.push_back(code);
+  }
+};
+
+// Every member of "room" gets every "room.message" (a copy each, as a chat does).
+struct Room : WebsocketConsumer {
+  Room() { handle("room.message", &Room::room_message); }
+  void on_connect() override {
+    group_add("room");
+    ++connects;
+    accept();
+  }
+  void room_message(const Message& m) { send(m["text"].get<std::string>()); }
+  void on_disconnect(int code) override {
+    group_discard("room");
+    std::lock_guard l(codes_mutex);
+    codes.push_back(code);
+  }
+};
+
+ApplicationPtr app() {
+  return std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+      {"websocket", std::make_shared<URLRouter>(std::vector<Route>{
+                        path("echo/", as_app<Echo>()),
+                        path("room/", as_app<Room>()),
+                    })},
+  });
+}
+
+const std::string upgrade_request =
+    "GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+std::string upgrade_to(std::string_view path) {
+  std::string r = upgrade_request;
+  r.replace(4, 6, path);
+  return r;
+}
+
+// A raw TCP client, optionally from another loopback address.
+struct RawClient {
+  asio::io_context ioc;
+  tcp::socket socket{ioc};
+
+  RawClient(std::uint16_t port, const char* from = nullptr, int receive_buffer = 0) {
+    socket.open(tcp::v4());
+    if (receive_buffer) socket.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
+    if (from) socket.bind({asio::ip::make_address(from), 0});
+    socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  }
+
+  void write(std::string_view s) { asio::write(socket, asio::buffer(s)); }
+
+  // The response head (through the blank line), or what came before the close.
+  std::string read_head() {
+    asio::streambuf buf;
+    boost::system::error_code ec;
+    asio::read_until(socket, buf, "\r\n\r\n", ec);
+    std::string all(asio::buffers_begin(buf.data()), asio::buffers_end(buf.data()));
+    auto end = all.find("\r\n\r\n");
+    rest = end == std::string::npos ? "" : all.substr(end + 4);
+    return end == std::string::npos ? all : all.substr(0, end + 4);
+  }
+
+  // Everything until the server closes (bounded).
+  std::string read_all() {
+    std::string out = rest;
+    char buf[4096];
+    boost::system::error_code ec;
+    for (int i = 0; i < 10000; ++i) {
+      auto n = socket.read_some(asio::buffer(buf), ec);
+      if (ec) break;
+      out.append(buf, n);
+    }
+    return out;
+  }
+
+  // Waits up to `timeout` for bytes or a close; returns what came, and sets
+  // `closed` when the server ended the connection.
+  std::string poll_read(std::chrono::milliseconds timeout, bool& closed) {
+    pollfd p{socket.native_handle(), POLLIN, 0};
+    closed = false;
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
+    char buf[4096];
+    boost::system::error_code ec;
+    auto n = socket.read_some(asio::buffer(buf), ec);
+    if (ec) closed = true;
+    return std::string(buf, ec ? 0 : n);
+  }
+
+  std::string rest;
+};
+
+std::size_t rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+class Limits : public ::testing::Test {
+ protected:
+  void SetUp() override { reset_record(); }
+};
+
+}  // namespace
+
+TEST_F(Limits, BeyondMaxConnectionsTheHandshakeGets503WithRetryAfterAndIsCounted) {
+  auto o = TestServer::defaults();
+  o.max_connections = 3;
+  TestServer ts(app(), o);
+  std::vector<WebsocketClient> clients(3);
+  for (auto& c : clients) ASSERT_TRUE(c.connect(ts.url("/echo/")).accepted);
+
+  RawClient extra(ts.server.port());
+  extra.write(upgrade_request);
+  auto head = extra.read_head();
+  EXPECT_EQ(head.rfind("HTTP/1.1 503", 0), 0u) << head;
+  EXPECT_NE(head.find("Retry-After: 5\r\n"), std::string::npos) << head;
+  auto body = extra.read_all();
+  EXPECT_NE(body.find("limit of 3 connections"), std::string::npos) << body;
+  EXPECT_EQ(connects, 3);  // no consumer ran for it
+  EXPECT_EQ(ts.server.stats().connections_refused, 1u);
+
+  // Plain HTTP is counted against the same limit.
+  auto res = testing_support::http_get(ts.server.port(), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(res.rfind("HTTP/1.1 503", 0), 0u) << res;
+  EXPECT_EQ(ts.server.stats().connections_refused, 2u);
+
+  // Room again once a client leaves.
+  clients[0].close();
+  ASSERT_TRUE(eventually([&] { return disconnect_codes().size() == 1; }));
+  WebsocketClient again;
+  EXPECT_TRUE(eventually([&] { return again.connect(ts.url("/echo/")).accepted; }));
+}
+
+TEST_F(Limits, BeyondMaxConnectionsPerIpThatAddressGets429AndOthersStillConnect) {
+  auto o = TestServer::defaults();
+  o.max_connections_per_ip = 2;
+  TestServer ts(app(), o);
+  std::vector<WebsocketClient> clients(2);
+  for (auto& c : clients) ASSERT_TRUE(c.connect(ts.url("/echo/")).accepted);
+
+  RawClient third(ts.server.port(), "127.0.0.1");
+  third.write(upgrade_request);
+  auto head = third.read_head();
+  EXPECT_EQ(head.rfind("HTTP/1.1 429", 0), 0u) << head;
+  EXPECT_NE(head.find("Retry-After: 5\r\n"), std::string::npos) << head;
+  EXPECT_NE(third.read_all().find("127.0.0.1 already has 2 connections"), std::string::npos);
+  EXPECT_EQ(ts.server.stats().connections_refused, 1u);
+
+  // Another address on the loopback network is not affected.
+  RawClient other(ts.server.port(), "127.0.0.2");
+  other.write(upgrade_request);
+  head = other.read_head();
+  EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
+  EXPECT_EQ(connects, 3);
+}
+
+TEST_F(Limits, SlowlorisIsCutOffAfterTheHandshakeTimeout) {
+  auto o = TestServer::defaults();
+  o.handshake_timeout = 1s;
+  TestServer ts(app(), o);
+  RawClient slow(ts.server.port());
+  // One byte every 200 ms: always active, never done. Bounded at 8 s.
+  auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (std::size_t i = 0; i < 40 && !closed; ++i) {
+    boost::system::error_code ec;
+    asio::write(slow.socket, asio::buffer(upgrade_request.data() + i, 1), ec);
+    if (ec) break;
+    slow.poll_read(200ms, closed);
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(closed) << "the server still waits for the request after 40 bytes";
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(connects, 0);
+}
+
+TEST_F(Limits, SilentPeerIsPingedAndClosedWhenItDoesNotAnswer) {
+  auto o = TestServer::defaults();
+  o.idle_timeout = 1s;
+  o.keepalive_pings = true;
+  TestServer ts(app(), o);
+  RawClient mute(ts.server.port());
+  mute.write(upgrade_request);
+  ASSERT_EQ(mute.read_head().rfind("HTTP/1.1 101", 0), 0u);
+  // Read frames, never answer: a ping (0x89) comes at half the idle
+  // timeout, then the server gives up on us.
+  std::string got = mute.rest;
+  bool closed = false;
+  auto start = std::chrono::steady_clock::now();
+  while (!closed && std::chrono::steady_clock::now() - start < 5s) got += mute.poll_read(100ms, closed);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(static_cast<unsigned char>(got[0]), 0x89) << "expected a ping frame first";
+  EXPECT_TRUE(closed);
+  EXPECT_LT(took, 3s);
+  ASSERT_TRUE(eventually([&] { return disconnect_codes().size() == 1; }));
+}
+
+TEST_F(Limits, PeerThatAnswersPingsStaysOpenPastTheIdleTimeout) {
+  auto o = TestServer::defaults();
+  o.idle_timeout = 600ms;
+  o.keepalive_pings = true;
+  TestServer ts(app(), o);
+  WebsocketClient c;  // answers pings while it reads
+  ASSERT_TRUE(c.connect(ts.url("/echo/")).accepted);
+  EXPECT_FALSE(c.receive(2s));  // silent for over three idle timeouts
+  ASSERT_TRUE(c.is_open());
+  c.send("still here");
+  auto m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "still here");
+}
+
+TEST_F(Limits, WithoutPingsASilentPeerIsClosedAtTheIdleTimeout) {
+  auto o = TestServer::defaults();
+  o.idle_timeout = 600ms;
+  o.keepalive_pings = false;
+  TestServer ts(app(), o);
+  WebsocketClient c;
+  ASSERT_TRUE(c.connect(ts.url("/echo/")).accepted);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(c.receive(5s));
+  EXPECT_FALSE(c.is_open());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+}
+
+// 100 clients that never read sit in a busy room with 3 that do. The
+// server's memory stays bounded by the per-connection send queue, and the
+// readers get every message, in order.
+class NeverReaders : public Limits, public ::testing::WithParamInterface<SendQueuePolicy> {};
+
+TEST_P(NeverReaders, MemoryStaysBoundedAndReadersGetEveryMessage) {
+  // A batch fits a reader's queue: readers are never the ones dropped or closed.
+  constexpr int never_readers = 100, readers = 3, messages = 1000, batch = 4;
+  constexpr std::size_t size = 8 * 1024;
+  // Unbounded, the never-readers would hold 100 x 8 MiB; bounded, 100 x 64 KiB.
+  constexpr std::size_t max_growth = 48u << 20;
+  auto o = TestServer::defaults();
+  o.send_queue_max_bytes = 64 * 1024;
+  o.send_queue_policy = GetParam();
+  o.handshake_timeout = 1s;  // how long a close frame may wait for a reader
+  TestServer ts(app(), o);
+
+  std::vector<std::unique_ptr<RawClient>> mutes;
+  for (int i = 0; i < never_readers; ++i) {
+    // A small receive window: the kernel absorbs little, the server sees the
+    // back-pressure sooner.
+    mutes.push_back(std::make_unique<RawClient>(ts.server.port(), nullptr, 4096));
+    mutes.back()->write(upgrade_to("/room/"));
+    ASSERT_EQ(mutes.back()->read_head().rfind("HTTP/1.1 101", 0), 0u);
+  }
+  std::vector<WebsocketClient> good(readers);
+  for (auto& c : good) ASSERT_TRUE(c.connect(ts.url("/room/")).accepted);
+  ASSERT_TRUE(eventually([&] { return connects == never_readers + readers; }));
+
+  std::vector<std::atomic<int>> received(readers);
+  std::vector<std::string> errors(readers);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < readers; ++r)
+    threads.emplace_back([&, r] {
+      for (int i = 0; i < messages; ++i) {
+        auto m = good[r].receive(20s);
+        if (!m) {
+          errors[r] = "reader " + std::to_string(r) + ": nothing after message " + std::to_string(i);
+          return;
+        }
+        if (m->data.size() != size || m->data.rfind(std::to_string(i) + ":", 0) != 0) {
+          errors[r] = "reader " + std::to_string(r) + ": message " + std::to_string(i) + " is wrong";
+          return;
+        }
+        ++received[r];
+      }
+    });
+
+  auto baseline = rss_bytes();
+  std::size_t peak = baseline;
+  for (int sent = 0; sent < messages;) {
+    for (int j = 0; j < batch; ++j, ++sent) {
+      std::string text = std::to_string(sent) + ":";
+      text.resize(size, static_cast<char>('a' + sent % 26));
+      ts.server.channel_layer().group_send("room", {{"type", "room.message"}, {"text", text}});
+    }
+    // The readers keep up before the next batch (bounded in time).
+    bool kept_up = eventually([&] {
+      for (int r = 0; r < readers; ++r)
+        if (received[r] < sent && errors[r].empty()) return false;
+      return true;
+    }, 20s);
+    peak = std::max(peak, rss_bytes());
+    if (!kept_up || peak - baseline > max_growth) break;  // fail fast, before memory runs away
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < readers; ++r) {
+    EXPECT_EQ(errors[r], "");
+    EXPECT_EQ(received[r].load(), messages);
+  }
+  EXPECT_LT(peak - baseline, max_growth) << "RSS grew from " << baseline / 1024 << " KiB to " << peak / 1024 << " KiB";
+  EXPECT_GT(ts.server.stats().send_queue_drops, 0u);
+  if (GetParam() == SendQueuePolicy::close) {
+    // Every never-reader was closed with 1008 (the readers are still open).
+    ASSERT_TRUE(eventually([&] { return disconnect_codes().size() == std::size_t{never_readers}; }, 10s));
+    for (int code : disconnect_codes()) EXPECT_EQ(code, 1008);
+  } else {
+    EXPECT_EQ(disconnect_codes().size(), 0u);
+  }
+  for (auto& c : good) EXPECT_TRUE(c.is_open());
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, NeverReaders, ::testing::Values(SendQueuePolicy::drop, SendQueuePolicy::close),
+                         [](const auto& info) { return info.param == SendQueuePolicy::drop ? "Drop" : "Close"; });
