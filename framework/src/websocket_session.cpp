@@ -106,6 +106,19 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     // destroy the 1009 close frame before the client reads it.
     ws_.read_message_max(0);
     ws_.auto_fragment(false);
+    if (o.permessage_deflate.enabled) {
+      // Negotiated only if the client offers it. Clients keep their own
+      // window (bounding it would refuse clients that do not offer to be
+      // bounded); ours and zlib's memLevel bound the memory per connection.
+      websocket::permessage_deflate pmd;
+      pmd.server_enable = true;
+      pmd.server_max_window_bits = o.permessage_deflate.window_bits;
+      pmd.client_max_window_bits = 15;
+      pmd.memLevel = o.permessage_deflate.mem_level;
+      pmd.compLevel = o.permessage_deflate.compression_level;
+      pmd.msg_size_threshold = o.permessage_deflate.min_bytes;
+      ws_.set_option(pmd);
+    }
     ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
       res.set(http::field::server, "cppchannels");
       if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
