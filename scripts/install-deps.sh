@@ -14,6 +14,8 @@ packages=(
   # The Redis channel layer: hiredis' async API, driven by Asio.
   libhiredis-dev
   libgtest-dev
+  # The conformance tests compress permessage-deflate frames by hand.
+  zlib1g-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-websockets chromium

@@ -138,7 +138,8 @@ class Loader {
                {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
                 "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "max_connections",
-                "max_connections_per_ip", "retry_after", "allowed_origins", "allow_missing_origin"});
+                "max_connections_per_ip", "retry_after", "allowed_origins", "allow_missing_origin",
+                "permessage_deflate"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -159,6 +160,7 @@ class Loader {
     if (n["idle_timeout"]) o.idle_timeout = seconds(n["idle_timeout"], "server.idle_timeout");
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
+    if (n["permessage_deflate"]) load_deflate(n["permessage_deflate"], o.permessage_deflate);
     if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");
     if (n["max_connections"]) o.max_connections = count(n["max_connections"], "server.max_connections");
     if (n["max_connections_per_ip"])
@@ -192,6 +194,28 @@ class Loader {
     };
     o.tls_cert = file("cert");
     o.tls_key = file("key");
+  }
+
+  int ranged(const YAML::Node& node, std::string_view what, int lo, int hi) const {
+    int v = scalar<int>(node, what, fmt::format("a number from {} to {}", lo, hi));
+    if (v < lo || v > hi) fail(node, fmt::format("`{}` must be from {} to {}, not {}", what, lo, hi, v));
+    return v;
+  }
+
+  // `permessage_deflate: true`, or a mapping with `enabled:` and zlib's sizes.
+  void load_deflate(const YAML::Node& n, DeflateOptions& d) const {
+    if (n.IsScalar()) {
+      d.enabled = scalar<bool>(n, "server.permessage_deflate", "true, false or a mapping like {enabled: true, window_bits: 12}");
+      return;
+    }
+    check_keys(n, "server.permessage_deflate", {"enabled", "window_bits", "mem_level", "compression_level", "min_bytes"});
+    d.enabled = true;
+    if (n["enabled"]) d.enabled = scalar<bool>(n["enabled"], "server.permessage_deflate.enabled", "true or false");
+    if (n["window_bits"]) d.window_bits = ranged(n["window_bits"], "server.permessage_deflate.window_bits", 9, 15);
+    if (n["mem_level"]) d.mem_level = ranged(n["mem_level"], "server.permessage_deflate.mem_level", 1, 9);
+    if (n["compression_level"])
+      d.compression_level = ranged(n["compression_level"], "server.permessage_deflate.compression_level", 0, 9);
+    if (n["min_bytes"]) d.min_bytes = bytes(n["min_bytes"], "server.permessage_deflate.min_bytes");
   }
 
   void load_layer(const YAML::Node& n, LayerConfig& c) const {

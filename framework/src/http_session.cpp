@@ -5,6 +5,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -37,6 +38,30 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+bool has_token(const Request& req, http::field f, std::string_view token) {
+  auto [first, last] = req.equal_range(f);
+  for (auto it = first; it != last; ++it)
+    if (http::token_list(it->value()).exists(token)) return true;
+  return false;
+}
+
+// A request that means to open a WebSocket, well formed or not: it is
+// answered as a handshake (400/426 with a reason), never routed as plain HTTP.
+bool wants_websocket(const Request& req) {
+  return has_token(req, http::field::upgrade, "websocket") || req.count(http::field::sec_websocket_key) ||
+         req.count(http::field::sec_websocket_version);
+}
+
+// 16 bytes in base64: 22 characters of the alphabet (the last of them
+// carrying 2 bits, so one of A, Q, g, w), then "==" (RFC 6455 4.2.1).
+bool valid_key(std::string_view key) {
+  constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (std::size_t i = 0; i < 22; ++i)
+    if (alphabet.find(key[i]) == std::string_view::npos) return false;
+  return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
+}
+
 // Why a WebSocket upgrade request is unacceptable, or empty if it is fine.
 // Checked before routing so that no consumer sees a broken handshake.
 std::pair<http::status, std::string> check_upgrade(const Request& req) {
@@ -44,13 +69,15 @@ std::pair<http::status, std::string> check_upgrade(const Request& req) {
     return {http::status::bad_request, "a WebSocket handshake must use GET"};
   if (req.version() < 11)
     return {http::status::bad_request, "a WebSocket handshake needs HTTP/1.1"};
-  auto version = req[http::field::sec_websocket_version];
-  if (version != "13")
+  if (!has_token(req, http::field::upgrade, "websocket"))
+    return {http::status::bad_request, "a WebSocket handshake needs the header Upgrade: websocket"};
+  if (!has_token(req, http::field::connection, "upgrade"))
+    return {http::status::bad_request, "a WebSocket handshake needs the header Connection: Upgrade"};
+  if (req.count(http::field::sec_websocket_version) != 1 || req[http::field::sec_websocket_version] != "13")
     return {http::status::upgrade_required, "unsupported Sec-WebSocket-Version: this server speaks 13"};
-  auto key = trim(req[http::field::sec_websocket_key]);
-  // 16 random bytes in base64 are 24 characters ending in "==".
-  if (key.size() != 24 || key.substr(22) != "==")
-    return {http::status::bad_request, "missing or malformed Sec-WebSocket-Key"};
+  if (req.count(http::field::sec_websocket_key) != 1 || !valid_key(trim(req[http::field::sec_websocket_key])))
+    return {http::status::bad_request,
+            "missing or malformed Sec-WebSocket-Key (it must be 16 random bytes in base64)"};
   return {http::status::ok, {}};
 }
 
@@ -186,7 +213,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       refuse_over_limit();
       return;
     }
-    if (beast::websocket::is_upgrade(request_)) {
+    if (wants_websocket(request_)) {
       upgrade();
       return;
     }

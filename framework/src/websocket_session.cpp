@@ -1,9 +1,12 @@
+#include <array>
 #include <deque>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/zlib/error.hpp>
 
 #include <channels/detail/consumer_access.hpp>
 #include <channels/log.hpp>
@@ -113,6 +116,33 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     // destroy the 1009 close frame before the client reads it.
     ws_.read_message_max(0);
     ws_.auto_fragment(false);
+    if (o.permessage_deflate.enabled) {
+      // Negotiated only if the client offers it. Clients keep their own
+      // window (bounding it would refuse clients that do not offer to be
+      // bounded); ours and zlib's memLevel bound the memory per connection.
+      websocket::permessage_deflate pmd;
+      pmd.server_enable = true;
+      pmd.server_max_window_bits = o.permessage_deflate.window_bits;
+      pmd.client_max_window_bits = 15;
+      pmd.memLevel = o.permessage_deflate.mem_level;
+      pmd.compLevel = o.permessage_deflate.compression_level;
+      pmd.msg_size_threshold = o.permessage_deflate.min_bytes;
+      ws_.set_option(pmd);
+    }
+    // Beast echoes close codes above 4999, which RFC 6455 7.4.2 leaves
+    // undefined: answer them with 1002 like the reserved ones. Its control
+    // callback runs after the close frame is read and before the echo is
+    // sent, so our close frame goes first (with a write in flight Beast's
+    // echo wins the race, which is still a clean close).
+    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+      if (kind == websocket::frame_type::close && ws_.reason().code > 4999 && state_ == State::open && !writing_) {
+        state_ = State::closing;
+        close_code_ = close_code::protocol_error;
+        close_reason_ = "close code out of range";
+        ConsumerAccess::mark_closed(*consumer_);
+        start_close();
+      }
+    });
     ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
       res.set(http::field::server, "cppchannels");
       if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
@@ -295,6 +325,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         // The peer's close frame (or the answer to ours) carries the code.
         code = ws_.reason().code ? static_cast<int>(ws_.reason().code) : 1005;
         if (close_code_ && state_ == State::closing) code = close_code_;
+      } else if (ec.category() == beast::zlib::make_error_code(beast::zlib::error::general).category() &&
+                 state_ == State::open && !writing_) {
+        fail_with_close(close_code::invalid_payload);
+        return;
       } else if (ec == websocket::error::message_too_big) {
         code = close_code::too_big;  // Beast has sent the close frame with 1009
       } else if (state_ == State::closing && close_code_) {
@@ -326,6 +360,35 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     buffer_.consume(buffer_.size());
     read();
+  }
+
+  // Beast fails the stream without a close frame when compressed data does
+  // not inflate (RFC 7692 8.2.3.1 asks only to fail the connection). Say 1007
+  // first, as for invalid UTF-8: the frame goes to the socket directly since
+  // the stream is done, then the client's bytes are drained until it closes.
+  void fail_with_close(int code) {
+    state_ = State::closing;
+    close_code_ = code;
+    auto frame = std::make_shared<std::array<char, 4>>(
+        std::array<char, 4>{'\x88', '\x02', static_cast<char>(code >> 8), static_cast<char>(code & 0xff)});
+    beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
+    // Through the write coalescing layer: after any frames already queued,
+    // and over TLS when the connection has it.
+    net::async_write(ws_.next_layer(), net::buffer(*frame), [self = shared_from_this(), frame](boost::system::error_code, std::size_t) {
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
+  }
+
+  void drain() {
+    auto chunk = std::make_shared<std::array<char, 4096>>();
+    beast::get_lowest_layer(ws_).async_read_some(
+        net::buffer(*chunk), [self = shared_from_this(), chunk](boost::system::error_code ec, std::size_t) {
+          if (!ec) return self->drain();
+          beast::get_lowest_layer(self->ws_).close();
+          self->finish(self->close_code_);
+        });
   }
 
   void write_next() {

@@ -293,3 +293,27 @@ TEST(ConfigErrors, LimitAndOriginMistakesSayWhatToWrite) {
                   "applies to `websocket:` routes");
   EXPECT_CONTAINS(error_of("tls:\n  cert: nowhere.pem\n"), "needs both `cert:` and `key:`");
 }
+
+TEST(Config, PermessageDeflateIsOffByDefaultAndTakesTrueOrAMapping) {
+  EXPECT_FALSE(parse("").server.permessage_deflate.enabled);
+  auto on = parse("server:\n  permessage_deflate: true\n").server.permessage_deflate;
+  EXPECT_TRUE(on.enabled);
+  EXPECT_EQ(on.window_bits, 12);
+  EXPECT_EQ(on.mem_level, 5);
+  auto tuned = parse("server:\n  permessage_deflate: {window_bits: 9, mem_level: 1, compression_level: 1, "
+                     "min_bytes: 1KiB}\n")
+                   .server.permessage_deflate;
+  EXPECT_TRUE(tuned.enabled);
+  EXPECT_EQ(tuned.window_bits, 9);
+  EXPECT_EQ(tuned.mem_level, 1);
+  EXPECT_EQ(tuned.compression_level, 1);
+  EXPECT_EQ(tuned.min_bytes, 1024u);
+  EXPECT_FALSE(parse("server:\n  permessage_deflate: {enabled: false, window_bits: 10}\n").server.permessage_deflate.enabled);
+}
+
+TEST(ConfigErrors, PermessageDeflateMistakesSayWhatToWrite) {
+  EXPECT_CONTAINS(error_of("server:\n  permessage_deflate: {window_bits: 8}\n"), "from 9 to 15, not 8");
+  EXPECT_CONTAINS(error_of("server:\n  permessage_deflate: {mem_level: 10}\n"), "from 1 to 9");
+  EXPECT_CONTAINS(error_of("server:\n  permessage_deflate: {window_bit: 10}\n"), "did you mean 'window_bits'?");
+  EXPECT_CONTAINS(error_of("server:\n  permessage_deflate: maybe\n"), "true, false or a mapping");
+}

@@ -13,6 +13,19 @@ namespace channels {
 /// that does not read): close it, or drop the message and count it.
 enum class SendQueuePolicy { close, drop };
 
+/// permessage-deflate (RFC 7692), used when enabled here and the client offers
+/// it. Each compressing connection holds a zlib deflate state of
+/// 2^(window_bits+2) + 2^(mem_level+9) bytes and an inflate window of 32 KiB
+/// (clients pick their own window unless they offer to be bounded): the
+/// defaults, like Python websockets', cost about 80 KiB per connection.
+struct DeflateOptions {
+  bool enabled = false;
+  int window_bits = 12;        // 9..15: the server's LZ77 window, 2^bits bytes
+  int mem_level = 5;           // 1..9: zlib's memLevel (hash table size)
+  int compression_level = 6;   // 0..9: zlib's level (1 fastest, 9 smallest)
+  std::size_t min_bytes = 0;   // smaller messages are sent uncompressed
+};
+
 struct ServerOptions {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 8000;        // 0 picks a free port (see Server::port())
@@ -49,6 +62,7 @@ struct ServerOptions {
   /// Both empty: plain TCP. The key must not have a passphrase.
   std::string tls_cert;
   std::string tls_key;
+  DeflateOptions permessage_deflate;  // off unless enabled
 };
 
 }  // namespace channels
