@@ -52,11 +52,12 @@ class Consumer {
 
   /// Joins a group with this consumer's channel. Groups still joined when the
   /// connection ends are left for you after on_disconnect.
-  void group_add(std::string_view group);
-  void group_discard(std::string_view group);
+  /// `done` (optional) runs when the layer has done it, on any thread.
+  void group_add(std::string_view group, ChannelLayer::Completion done = {});
+  void group_discard(std::string_view group, ChannelLayer::Completion done = {});
   /// Sends to every member of a group, this consumer included if it is one.
   /// Safe from any thread.
-  void group_send(std::string_view group, Message msg);
+  void group_send(std::string_view group, Message msg, ChannelLayer::GroupCompletion done = {});
 
   /// Runs `fn` for layer messages whose "type" is `type` ("chat.message"
   /// and "chat_message" name the same handler).
@@ -77,6 +78,10 @@ class Consumer {
   bool on_strand() const { return strand_ && strand_->running_in_this_thread(); }
   /// Runs `fn` on the strand later, if the connection still exists then.
   void post_to_strand(std::function<void()> fn);
+  /// The connection that owns this consumer, held alive while the caller
+  /// keeps the pointer (null once the connection is being destroyed): what
+  /// asynchronous work holds on to so that `this` outlives it.
+  std::shared_ptr<void> keep_alive() const { return owner_.lock(); }
 
  private:
   friend struct detail::ConsumerAccess;
