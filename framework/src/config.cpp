@@ -115,7 +115,7 @@ class Loader {
     check_keys(n, "server",
                {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
-                "send_queue_max_bytes", "send_queue_policy", "drain_timeout"});
+                "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "metrics_path", "access_log"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -137,6 +137,13 @@ class Loader {
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
     if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");
+    if (n["metrics_path"]) {
+      o.metrics_path = scalar<std::string>(n["metrics_path"], "server.metrics_path", "a path like /metrics");
+      if (!o.metrics_path.empty() && o.metrics_path.front() != '/')
+        fail(n["metrics_path"], fmt::format("`server.metrics_path` must start with '/': write /{}", o.metrics_path));
+    }
+    if (n["access_log"])
+      o.access_log = scalar<std::string>(n["access_log"], "server.access_log", "a file name, or - for stdout");
     if (n["send_queue_policy"]) {
       auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;

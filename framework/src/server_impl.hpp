@@ -15,8 +15,12 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <spdlog/logger.h>
+
 #include <channels/executor.hpp>
 #include <channels/server.hpp>
+
+#include "metrics.hpp"
 
 namespace channels::detail {
 
@@ -68,6 +72,10 @@ struct ServerImpl {
   std::atomic<std::uint64_t> websockets_open{0};
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> send_queue_drops{0};
+  Metrics metrics;
+  /// Where access lines go (ServerOptions::access_log); this server's own.
+  std::shared_ptr<spdlog::logger> access_log;
+  spdlog::logger& access();
 };
 
 /// The strand a connection's socket was accepted on.

@@ -199,6 +199,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         if (ec || s->state_ != State::connecting) return;
         log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
                    s->server_.options.handshake_timeout.count());
+        s->timed_out_ = true;
         s->refuse(http::status::forbidden);
       });
     }
@@ -216,7 +217,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                   ": the server refused this WebSocket connection\n";
     res->keep_alive(false);
     res->prepare_payload();
-    log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
+    server_.metrics.failed(status == http::status::service_unavailable     ? HandshakeFailure::shutdown
+                           : status == http::status::internal_server_error ? HandshakeFailure::error
+                           : timed_out_                                    ? HandshakeFailure::timeout
+                                                                           : HandshakeFailure::refused);
+    server_.access().info("WSREJECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), static_cast<int>(status),
+                          millis(std::chrono::steady_clock::now() - started_));
     auto& tcp = ws_.next_layer();
     tcp.expires_after(server_.options.handshake_timeout);
     http::async_write(tcp, *res, [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
@@ -229,13 +235,16 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_accept(boost::system::error_code ec) {
     if (ec) {
-      log().info("WSREJECT {} {} handshake failed: {}", consumer_->scope().path, client(), ec.message());
+      server_.metrics.failed(HandshakeFailure::io_error);
+      server_.access().info("WSREJECT {} {} handshake failed: {}", consumer_->scope().path, client(), ec.message());
       finish(close_code::abnormal);
       return;
     }
     state_ = State::open;
     ++server_.websockets_open;
-    log().info("WSCONNECT {} {}", consumer_->scope().path, client());
+    ++server_.metrics.ws_connects;
+    opened_ = std::chrono::steady_clock::now();
+    server_.access().info("WSCONNECT {} {} {:.1f}ms", consumer_->scope().path, client(), millis(opened_ - started_));
     read();
     if (close_after_accept_) {
       state_ = State::closing;
@@ -284,6 +293,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     if (state_ == State::open) {
+      server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
+      server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
       bool text = ws_.got_text();
       guarded([&] {
         if (text)
@@ -307,6 +318,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_write(boost::system::error_code ec) {
     writing_ = false;
+    if (!ec && !queue_.empty()) {
+      server_.metrics.ws_messages_out.fetch_add(1, std::memory_order_relaxed);
+      server_.metrics.ws_bytes_out.fetch_add(queue_.front().payload->size(), std::memory_order_relaxed);
+    }
     if (!queue_.empty()) {
       queued_bytes_ -= queue_.front().payload->size() + frame_overhead;
       queue_.pop_front();
@@ -371,7 +386,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     ConsumerAccess::mark_closed(*consumer_);
     if (was_open && consumer_->accepted()) {
       --server_.websockets_open;
-      log().info("WSDISCONNECT {} {} {}", consumer_->scope().path, client(), code);
+      ++server_.metrics.ws_disconnects;
+      server_.access().info("WSDISCONNECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), code,
+                            millis(std::chrono::steady_clock::now() - opened_));
     }
     try {
       consumer_->on_disconnect(code);
@@ -398,6 +415,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   bool connect_ran_ = false;
   bool finished_ = false;
   bool server_shutdown_ = false;
+  bool timed_out_ = false;  // refused because on_connect never decided
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();  // upgrade request read
+  std::chrono::steady_clock::time_point opened_;
   int close_code_ = 0;
   int refused_code_ = 0;
   std::string close_reason_;
