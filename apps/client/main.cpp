@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <system_error>
 #include <string>
 
 #include <CLI/CLI.hpp>

@@ -25,7 +25,7 @@ namespace {
 // `start(done)` makes the call; `Result` is what `done` is called with.
 template <class Result, class Start>
 awaitable<Result> layer_call(Start start) {
-  constexpr auto token = net::as_tuple(net::use_awaitable);
+  const auto token = net::as_tuple(net::use_awaitable);
   auto [error, result] = co_await net::async_initiate<decltype(token), void(std::exception_ptr, Result)>(
       [&start](auto handler) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
