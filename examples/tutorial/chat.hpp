@@ -16,12 +16,14 @@ struct ChatConsumer : channels::AsyncJsonWebsocketConsumer {
 
   // From the WebSocket: {"message": "..."}
   channels::awaitable<void> receive_json(channels::Json content) override {
-    co_await group_send(group_, {{"type", "chat.message"}, {"message", content["message"]}});
+    channels::Message event = {{"type", "chat.message"}, {"message", content["message"]}};
+    co_await group_send(group_, std::move(event));
   }
 
   // From the group: the "type" chat.message runs chat_message.
   channels::awaitable<void> chat_message(const channels::Message& event) {
-    co_await send_json({{"message", event["message"]}});
+    channels::Json out = {{"message", event["message"]}};
+    co_await send_json(std::move(out));
   }
 
   std::string group_;

@@ -54,10 +54,15 @@ struct Chat : channels::AsyncJsonWebsocketConsumer {
     accept();
   }
   awaitable<void> receive_json(Json content) override {
-    auto r = co_await group_send(group_, {{"type", "chat.message"}, {"message", content["message"]}});
+    // (A braced message as a co_await argument trips GCC 12: build it first.)
+    Message msg = {{"type", "chat.message"}, {"message", content["message"]}};
+    auto r = co_await group_send(group_, std::move(msg));
     if (r.delivered == 0) throw std::logic_error("group_send reached no member, not even the sender");
   }
-  awaitable<void> chat_message(const Message& m) { co_await send_json({{"message", m["message"]}}); }
+  awaitable<void> chat_message(const Message& m) {
+    Json out = {{"message", m["message"]}};
+    co_await send_json(std::move(out));
+  }
   awaitable<void> disconnect(int code) override {
     co_await group_discard(group_);
     if (record) record->disconnected(code);
@@ -76,8 +81,9 @@ struct Ordered : channels::AsyncWebsocketConsumer {
     if (text == "layer") {
       // Two layer messages to ourselves: the slow one's handler must finish
       // before the fast one's starts.
-      co_await channel_send(channel_name(), {{"type", "ping.slow"}});
-      co_await channel_send(channel_name(), {{"type", "ping.fast"}});
+      Message slow = {{"type", "ping.slow"}}, fast = {{"type", "ping.fast"}};
+      co_await channel_send(channel_name(), std::move(slow));
+      co_await channel_send(channel_name(), std::move(fast));
     } else if (text.starts_with("slow")) {
       co_await sleep_for(std::chrono::milliseconds(100));
     }
@@ -143,17 +149,20 @@ struct Blocking : channels::AsyncJsonWebsocketConsumer {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         return std::this_thread::get_id();
       });
-      co_await send_json({{"cmd", cmd},
-                          {"ran_elsewhere", pool_thread != strand_thread},
-                          {"on_strand", executor().running_in_this_thread()}});
+      Json out = {{"cmd", cmd},
+                  {"ran_elsewhere", pool_thread != strand_thread},
+                  {"on_strand", executor().running_in_this_thread()}};
+      co_await send_json(std::move(out));
     } else if (cmd == "sleep") {
       co_await sleep_for(std::chrono::milliseconds(300));
-      co_await send_json({{"cmd", cmd}, {"on_strand", executor().running_in_this_thread()}});
+      Json out = {{"cmd", cmd}, {"on_strand", executor().running_in_this_thread()}};
+      co_await send_json(std::move(out));
     } else if (cmd == "fail") {
       co_await channels::run_blocking([]() -> int { throw std::runtime_error("database is down"); });
-      co_await send_json({{"cmd", "unreachable"}});
+      co_await send("unreachable");
     } else {
-      co_await send_json({{"cmd", cmd}});
+      Json out = {{"cmd", cmd}};
+      co_await send_json(std::move(out));
     }
   }
 };

@@ -12,13 +12,18 @@
 //       accept();
 //     }
 //     awaitable<void> receive_json(Json content) override {
-//       co_await group_send(group_, {{"type", "chat.message"}, {"message", content["message"]}});
+//       Message event = {{"type", "chat.message"}, {"message", content["message"]}};
+//       co_await group_send(group_, std::move(event));
 //     }
 //     awaitable<void> chat_message(const Message& m) {
-//       co_await send_json({{"message", m["message"]}});
+//       Json out = {{"message", m["message"]}};
+//       co_await send_json(std::move(out));
 //     }
 //     std::string group_;
 //   };
+//
+// (GCC 12 rejects a braced message written inside a co_await expression:
+// build the message in its own statement first, as above.)
 //
 // Events for one consumer run one at a time, in arrival order: a handler that
 // is suspended in a co_await holds back the next event for the same consumer
