@@ -139,7 +139,7 @@ class Loader {
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
                 "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "max_connections",
                 "max_connections_per_ip", "retry_after", "allowed_origins", "allow_missing_origin",
-                "permessage_deflate"});
+                "permessage_deflate", "metrics_path", "access_log"});
     if (n["bind"]) o.bind = scalar<std::string>(n["bind"], "server.bind", "an IP address like 127.0.0.1");
     if (n["port"]) {
       int p = scalar<int>(n["port"], "server.port", "a port number from 0 to 65535");
@@ -170,6 +170,13 @@ class Loader {
     if (n["allowed_origins"]) o.allowed_origins = origins(n["allowed_origins"], "server.allowed_origins");
     if (n["allow_missing_origin"])
       o.allow_missing_origin = scalar<bool>(n["allow_missing_origin"], "server.allow_missing_origin", "true or false");
+    if (n["metrics_path"]) {
+      o.metrics_path = scalar<std::string>(n["metrics_path"], "server.metrics_path", "a path like /metrics");
+      if (!o.metrics_path.empty() && o.metrics_path.front() != '/')
+        fail(n["metrics_path"], fmt::format("`server.metrics_path` must start with '/': write /{}", o.metrics_path));
+    }
+    if (n["access_log"])
+      o.access_log = scalar<std::string>(n["access_log"], "server.access_log", "a file name, or - for stdout");
     if (n["send_queue_policy"]) {
       auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;

@@ -47,13 +47,13 @@ void Consumer::group_add(std::string_view group, std::function<void(std::error_c
   groups_.emplace(group);
 }
 
-void Consumer::group_discard(std::string_view group) {
-  channel_layer().group_discard(group, channel_name_);
+void Consumer::group_discard(std::string_view group, ChannelLayer::Completion done) {
+  channel_layer().group_discard(group, channel_name_, std::move(done));
   if (auto it = groups_.find(group); it != groups_.end()) groups_.erase(it);
 }
 
-void Consumer::group_send(std::string_view group, Message msg) {
-  channel_layer().group_send(group, std::move(msg));
+void Consumer::group_send(std::string_view group, Message msg, ChannelLayer::GroupCompletion done) {
+  channel_layer().group_send(group, std::move(msg), std::move(done));
 }
 
 void Consumer::post_to_strand(std::function<void()> fn) {

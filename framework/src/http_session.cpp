@@ -209,8 +209,14 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     request_ = parser_->release();
     ++server_.http_requests;
+    started_ = std::chrono::steady_clock::now();
     if (admission_ != ServerImpl::Admission::ok) {
       refuse_over_limit();
+      return;
+    }
+    if (!server_.options.metrics_path.empty() && !wants_websocket(request_) &&
+        request_.target().substr(0, request_.target().find('?')) == server_.options.metrics_path) {
+      serve_metrics();
       return;
     }
     if (wants_websocket(request_)) {
@@ -246,9 +252,11 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
 
   void upgrade() {
     Scope scope = make_scope(request_, stream_, "websocket");
+    apply_server_options(scope, server_.options);
     auto [status, why] = check_upgrade(request_);
     if (!why.empty()) {
-      log_access(scope, static_cast<int>(status), why.size());
+      server_.metrics.failed(HandshakeFailure::bad_request);
+      log_access(server_, scope, static_cast<int>(status), why.size(), std::chrono::steady_clock::now() - started_);
       stopping_ = true;
       auto res = make_text(status, why + "\n");
       if (status == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
@@ -275,7 +283,8 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       log().error("routing {} failed: {}", scope.path, e.what());
     }
     if (!dynamic_cast<WebsocketConsumer*>(consumer.get())) {
-      log_access(scope, 404, 0);
+      server_.metrics.failed(HandshakeFailure::not_found);
+      log_access(server_, scope, 404, 0, std::chrono::steady_clock::now() - started_);
       stopping_ = true;
       write(make_text(http::status::not_found, "404 Not Found: no WebSocket route for " + scope.path + "\n"));
       return;
@@ -292,6 +301,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
 
   void dispatch_http() {
     Scope scope = make_scope(request_, stream_, "http");
+    apply_server_options(scope, server_.options);
     std::unique_ptr<Consumer> consumer;
     try {
       consumer = server_.app->route(scope);
@@ -300,7 +310,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     auto* http_consumer = dynamic_cast<HttpConsumer*>(consumer.get());
     if (!http_consumer) {
-      log_access(scope, 404, 0);
+      log_access(server_, scope, 404, 0, std::chrono::steady_clock::now() - started_);
       simple_response(http::status::not_found, "404 Not Found\n");
       return;
     }
@@ -348,10 +358,25 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     return res;
   }
 
+  // The Prometheus endpoint: answered here, before routing, so no route can
+  // shadow it and no consumer is built for a scrape.
+  void serve_metrics() {
+    Scope scope = make_scope(request_, stream_, "http");
+    auto res = std::make_shared<http::response<http::string_body>>(http::status::ok, request_.version());
+    res->set(http::field::server, "cppchannels");
+    res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res->body() = prometheus_text(server_);
+    res->keep_alive(request_.keep_alive() && !stopping_);
+    res->prepare_payload();
+    log_access(server_, scope, 200, res->body().size(), std::chrono::steady_clock::now() - started_);
+    write(std::move(res));
+  }
+
   void simple_response(http::status st, std::string body) { write(make_text(st, std::move(body))); }
 
   void write(std::shared_ptr<http::response<http::string_body>> res) {
-    if (consumer_) log_access(scope_, res->result_int(), res->body().size());
+    if (consumer_)
+      log_access(server_, scope_, res->result_int(), res->body().size(), std::chrono::steady_clock::now() - started_);
     tcp_layer().expires_after(server_.options.handshake_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](boost::system::error_code ec, std::size_t) {
@@ -390,6 +415,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   bool stopping_ = false;
   std::string client_;
   ServerImpl::Admission admission_ = ServerImpl::Admission::ok;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 void HttpResponder::respond(HttpResponse response) {
@@ -431,10 +457,28 @@ Scope make_scope(const Request& req, const ServerStream& stream, std::string typ
   return s;
 }
 
-void log_access(const Scope& scope, int status, std::size_t bytes) {
-  log().info("{}:{} - \"{} {}{}{} HTTP/{}\" {} {}", scope.client.host, scope.client.port, scope.method,
-             scope.raw_path, scope.query_string.empty() ? "" : "?", scope.query_string,
-             scope.http_version, status, bytes);
+void apply_server_options(Scope& s, const ServerOptions& o) {
+  s.root_path = o.root_path;
+  if (!o.proxy_headers) return;
+  for (const auto& [name, value] : s.headers) {
+    if (name == "x-forwarded-for") {
+      // "client, proxy1, proxy2": the first one is the client (as daphne reads it).
+      auto client = trim(std::string_view(value).substr(0, value.find(',')));
+      if (!client.empty()) s.client = {std::string(client), 0};
+    } else if (name == "x-forwarded-proto") {
+      auto proto = lower(trim(std::string_view(value).substr(0, value.find(','))));
+      bool secure = proto == "https" || proto == "wss";
+      if (s.type == "websocket") s.scheme = secure ? "wss" : "ws";
+      else s.scheme = secure ? "https" : "http";
+    }
+  }
+}
+
+void log_access(ServerImpl& server, const Scope& scope, int status, std::size_t bytes,
+                std::chrono::steady_clock::duration took) {
+  server.access().info("{}:{} - \"{} {}{}{} HTTP/{}\" {} {} {:.1f}ms", scope.client.host, scope.client.port,
+                       scope.method, scope.raw_path, scope.query_string.empty() ? "" : "?", scope.query_string,
+                       scope.http_version, status, bytes, millis(took));
 }
 
 void start_http_session(ServerImpl& server, tcp::socket socket) {

@@ -197,7 +197,10 @@ void InMemoryChannelLayer::note_drop_locked(std::string_view where, std::size_t 
 
 LayerStats InMemoryChannelLayer::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  LayerStats s = stats_;
+  s.groups = groups_.size();
+  for (const auto& [name, members] : groups_) s.group_members += members.size();
+  return s;
 }
 
 std::size_t InMemoryChannelLayer::group_size(std::string_view group) {

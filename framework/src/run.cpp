@@ -1,5 +1,6 @@
 #include <channels/run.hpp>
 
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -43,12 +44,35 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
   cli.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  // daphne's flags, on top of routing.yaml's `server:` settings.
+  std::optional<int> verbosity;
+  std::optional<std::string> access_log;
+  std::optional<std::string> root_path;
+  bool proxy_headers = false;
+  cli.add_option("-v,--verbosity", verbosity, "How much to log: 0 errors, 1 info (default), 2 debug, 3 trace")
+      ->check(CLI::Range(0, 3));
+  cli.add_option("--access-log", access_log,
+                 "Where access lines go: a file to append to, or - for stdout (overrides server.access_log; "
+                 "default: the log on stderr)");
+  cli.add_option("--root-path", root_path, "Path prefix the app is mounted under behind a proxy (scope root_path)");
+  cli.add_flag("--proxy-headers", proxy_headers,
+               "Trust X-Forwarded-For and X-Forwarded-Proto for the client address and scheme "
+               "(only behind a proxy that sets them)");
+  cli.set_version_flag("--version", std::string("cppchannels ") + CHANNELS_VERSION);
+  cli.footer(
+      "Environment: CHANNELS_REDIS_URL sets the Redis server (a URL may carry a password, which is why it is "
+      "not in routing.yaml); --redis wins over it.");
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
   log().set_level(spdlog::level::from_str(log_level));
+  if (verbosity) {
+    static constexpr spdlog::level::level_enum levels[] = {spdlog::level::err, spdlog::level::info,
+                                                          spdlog::level::debug, spdlog::level::trace};
+    log().set_level(levels[*verbosity]);
+  }
 
   try {
     Config config = load_config(routing, consumers);
@@ -58,6 +82,11 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
     if (layer) config.channel_layer.backend = *layer;
     if (cert) config.server.tls_cert = *cert;
     if (key) config.server.tls_key = *key;
+    if (access_log) config.server.access_log = *access_log;
+    if (root_path) config.server.root_path = *root_path;
+    if (proxy_headers) config.server.proxy_headers = true;
+    if (const char* url = std::getenv("CHANNELS_REDIS_URL"); url && *url && redis_hosts.empty())
+      config.channel_layer.hosts = {url};
     if (!redis_hosts.empty()) {
       if (config.channel_layer.backend == "memory")
         throw ConfigError("--redis names a Redis server, but the channel layer is memory: add --layer redis "

@@ -6,6 +6,8 @@
 
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 #include <channels/log.hpp>
 
@@ -30,7 +32,20 @@ ServerImpl::ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<Channe
     options.max_connections = files > 2 * reserve ? files - reserve : files / 2;
   }
   ioc.emplace(static_cast<int>(n));
+  if (!options.access_log.empty()) {
+    spdlog::sink_ptr sink;
+    if (options.access_log == "-")
+      sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+    else
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.access_log, /*truncate=*/false);
+    // Not registered with spdlog: each server has its own, no global state.
+    access_log = std::make_shared<spdlog::logger>("access", std::move(sink));
+    access_log->set_pattern("%Y-%m-%d %H:%M:%S.%e %v");
+    access_log->flush_on(spdlog::level::info);  // a line is there when the request is done
+  }
 }
+
+spdlog::logger& ServerImpl::access() { return access_log ? *access_log : log(); }
 
 ServerImpl::~ServerImpl() {
   if (!threads.empty()) {
@@ -253,5 +268,7 @@ ServerStats Server::stats() const {
 }
 
 ChannelLayer& Server::channel_layer() const { return *impl_->layer; }
+
+std::string Server::metrics_text() const { return detail::prometheus_text(*impl_); }
 
 }  // namespace channels

@@ -16,8 +16,12 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <spdlog/logger.h>
+
 #include <channels/executor.hpp>
 #include <channels/server.hpp>
+
+#include "metrics.hpp"
 
 namespace channels::detail {
 
@@ -81,6 +85,10 @@ struct ServerImpl {
   std::atomic<std::uint64_t> http_requests{0};
   std::atomic<std::uint64_t> send_queue_drops{0};
   std::atomic<std::uint64_t> connections_refused{0};
+  Metrics metrics;
+  /// Where access lines go (ServerOptions::access_log); this server's own.
+  std::shared_ptr<spdlog::logger> access_log;
+  spdlog::logger& access();
 };
 
 /// The strand a connection's socket was accepted on.

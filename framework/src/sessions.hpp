@@ -1,6 +1,8 @@
 #pragma once
 // Private to the server: the HTTP and WebSocket sessions.
 
+#include <chrono>
+
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -24,7 +26,15 @@ Scope make_scope(const Request& req, const ServerStream& stream, std::string typ
 void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer);
 
-/// An access-log line, as daphne writes them.
-void log_access(const Scope& scope, int status, std::size_t bytes);
+/// root_path, and the client and scheme from a trusted proxy's headers.
+void apply_server_options(Scope& scope, const ServerOptions& options);
+
+/// An access-log line, as daphne writes them, with how long it took.
+void log_access(ServerImpl& server, const Scope& scope, int status, std::size_t bytes,
+                std::chrono::steady_clock::duration took = {});
+/// Milliseconds, for access lines.
+inline double millis(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 }  // namespace channels::detail

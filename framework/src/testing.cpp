@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <channels/async_consumer.hpp>
 #include <channels/detail/consumer_access.hpp>
 #include <channels/detail/transport.hpp>
 #include <channels/layers/in_memory.hpp>
@@ -54,6 +55,21 @@ struct WebsocketCommunicator::State : std::enable_shared_from_this<State> {
   bool wait(std::chrono::milliseconds timeout, Pred pred) {
     std::unique_lock lock(m);
     return cv.wait_for(lock, timeout, pred);
+  }
+
+  // A coroutine consumer finishes its queued events (disconnect() included)
+  // after the call that queued them: wait for that, so that a test sees
+  // their effects, and the io_context is not stopped under them.
+  void wait_until_idle(std::chrono::milliseconds timeout) {
+    auto* async = dynamic_cast<AsyncWebsocketConsumer*>(consumer.get());
+    if (!async) return;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      bool idle = false;
+      run_on_strand([&] { idle = async->idle(); });
+      if (idle || std::chrono::steady_clock::now() >= deadline) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
   }
 
   // Runs `fn` on the strand and waits until it has run.
@@ -145,6 +161,7 @@ WebsocketCommunicator::WebsocketCommunicator(ApplicationPtr app, std::string_vie
 WebsocketCommunicator::~WebsocketCommunicator() {
   auto& s = *state_;
   if (s.connected) disconnect(close_code::normal);
+  s.wait_until_idle(std::chrono::seconds(1));
   s.work.reset();
   s.ioc.stop();
   if (s.thread.joinable()) s.thread.join();
@@ -221,6 +238,7 @@ void WebsocketCommunicator::disconnect(int code) {
     }
     s.link.close(*s.consumer);
   });
+  s.wait_until_idle(std::chrono::seconds(5));
 }
 
 int WebsocketCommunicator::close_code() const {

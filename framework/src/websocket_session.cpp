@@ -175,6 +175,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ == State::open && !compress_ && ws_.is_open()) {
       // Server frames are not masked: the bytes are the same for every
       // member of a group, so the shared payload goes out as it is.
+      count_out(*frame.payload);
       ws_.next_layer().write_frame(frame.binary ? 2 : 1, std::move(frame.payload));
       return SendStatus::queued;
     }
@@ -221,6 +222,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   // string header, frame header), so that empty messages count too.
   static constexpr std::size_t frame_overhead = 64;
 
+  // Counted when handed to the transport (frames written by this session)
+  // or once written (frames Beast compresses).
+  void count_out(const std::string& payload) {
+    server_.metrics.ws_messages_out.fetch_add(1, std::memory_order_relaxed);
+    server_.metrics.ws_bytes_out.fetch_add(payload.size(), std::memory_order_relaxed);
+  }
+
   void recount() {
     queued_bytes_ = 0;
     for (auto& f : queue_) queued_bytes_ += f.payload->size() + frame_overhead;
@@ -246,6 +254,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         if (ec || s->state_ != State::connecting) return;
         log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
                    s->server_.options.handshake_timeout.count());
+        s->timed_out_ = true;
         s->refuse(http::status::forbidden);
       });
     }
@@ -263,7 +272,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                   ": the server refused this WebSocket connection\n";
     res->keep_alive(false);
     res->prepare_payload();
-    log().info("WSREJECT {} {} {}", consumer_->scope().path, client(), static_cast<int>(status));
+    server_.metrics.failed(status == http::status::service_unavailable     ? HandshakeFailure::shutdown
+                           : status == http::status::internal_server_error ? HandshakeFailure::error
+                           : timed_out_                                    ? HandshakeFailure::timeout
+                                                                           : HandshakeFailure::refused);
+    server_.access().info("WSREJECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), static_cast<int>(status),
+                          millis(std::chrono::steady_clock::now() - started_));
     beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
     // Straight to the transport (TLS or not), under the write coalescing.
     http::async_write(ws_.next_layer().next_layer(), *res,
@@ -277,7 +291,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_accept(boost::system::error_code ec) {
     if (ec) {
-      log().info("WSREJECT {} {} handshake failed: {}", consumer_->scope().path, client(), ec.message());
+      server_.metrics.failed(HandshakeFailure::io_error);
+      server_.access().info("WSREJECT {} {} handshake failed: {}", consumer_->scope().path, client(), ec.message());
       finish(close_code::abnormal);
       return;
     }
@@ -291,11 +306,16 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                 req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
     // The upgrade request was only needed for the handshake.
     Request().swap(req_);
-    log().info("WSCONNECT {} {}", consumer_->scope().path, client());
+    ++server_.metrics.ws_connects;
+    opened_ = std::chrono::steady_clock::now();
+    server_.access().info("WSCONNECT {} {} {:.1f}ms", consumer_->scope().path, client(), millis(opened_ - started_));
     read();
     if (!compress_) {
       // Frames sent while the handshake was in flight.
-      for (auto& f : queue_) ws_.next_layer().write_frame(f.binary ? 2 : 1, std::move(f.payload));
+      for (auto& f : queue_) {
+        count_out(*f.payload);
+        ws_.next_layer().write_frame(f.binary ? 2 : 1, std::move(f.payload));
+      }
       queue_.clear();
       queued_bytes_ = 0;
     }
@@ -350,6 +370,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     if (state_ == State::open) {
+      server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
+      server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
       bool text = ws_.got_text();
       guarded([&] {
         if (text)
@@ -402,6 +424,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_write(boost::system::error_code ec) {
     writing_ = false;
+    if (!ec && !queue_.empty()) {
+      count_out(*queue_.front().payload);
+    }
     if (!queue_.empty()) {
       queued_bytes_ -= queue_.front().payload->size() + frame_overhead;
       queue_.pop_front();
@@ -472,7 +497,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     ConsumerAccess::mark_closed(*consumer_);
     if (was_open && consumer_->accepted()) {
       --server_.websockets_open;
-      log().info("WSDISCONNECT {} {} {}", consumer_->scope().path, client(), code);
+      ++server_.metrics.ws_disconnects;
+      server_.access().info("WSDISCONNECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), code,
+                            millis(std::chrono::steady_clock::now() - opened_));
     }
     try {
       consumer_->on_disconnect(code);
@@ -500,6 +527,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   bool connect_ran_ = false;
   bool finished_ = false;
   bool server_shutdown_ = false;
+  bool timed_out_ = false;  // refused because on_connect never decided
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();  // upgrade request read
+  std::chrono::steady_clock::time_point opened_;
   int close_code_ = 0;
   int refused_code_ = 0;
   std::string close_reason_;

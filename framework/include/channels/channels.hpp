@@ -1,6 +1,7 @@
 #pragma once
 // Everything an app needs.
 
+#include <channels/async_consumer.hpp>
 #include <channels/client.hpp>
 #include <channels/config.hpp>
 #include <channels/consumer.hpp>
@@ -14,6 +15,7 @@
 #include <channels/registry.hpp>
 #include <channels/routing.hpp>
 #include <channels/run.hpp>
+#include <channels/run_blocking.hpp>
 #include <channels/scope.hpp>
 #include <channels/server.hpp>
 #include <channels/websocket_consumer.hpp>

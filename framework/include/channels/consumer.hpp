@@ -62,10 +62,11 @@ class Consumer {
   ///   group_add(group_, [this](std::error_code) { accept(); });
   /// Not run if the connection is gone by then.
   void group_add(std::string_view group, std::function<void(std::error_code)> joined);
-  void group_discard(std::string_view group);
+  /// `done` (optional) runs when the layer has done it, on any thread.
+  void group_discard(std::string_view group, ChannelLayer::Completion done = {});
   /// Sends to every member of a group, this consumer included if it is one.
   /// Safe from any thread.
-  void group_send(std::string_view group, Message msg);
+  void group_send(std::string_view group, Message msg, ChannelLayer::GroupCompletion done = {});
 
   /// Runs `fn` for layer messages whose "type" is `type` ("chat.message"
   /// and "chat_message" name the same handler).
@@ -90,6 +91,10 @@ class Consumer {
   /// after this consumer is gone: for replies that come from another thread
   /// (a store, a database) and must not touch the consumer there.
   std::function<void(std::function<void()>)> strand_poster() const;
+  /// The connection that owns this consumer, held alive while the caller
+  /// keeps the pointer (null once the connection is being destroyed): what
+  /// asynchronous work holds on to so that `this` outlives it.
+  std::shared_ptr<void> keep_alive() const { return owner_.lock(); }
 
  private:
   friend struct detail::ConsumerAccess;

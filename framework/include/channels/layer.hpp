@@ -41,6 +41,10 @@ struct LayerStats {
   std::uint64_t dropped_full = 0;      // channel at capacity
   std::uint64_t dropped_expired = 0;   // not read within expiry
   std::uint64_t dropped_no_channel = 0;
+  /// Gauges, where the backend knows them (the in-memory layer does; the
+  /// Redis layers report 0: the groups live in Redis, shared by processes).
+  std::uint64_t groups = 0;
+  std::uint64_t group_members = 0;
 };
 
 /// Errors a send can report back to its sender.

@@ -11,7 +11,9 @@ namespace channels {
 
 /// Reads `--routing FILE` (default routing.yaml), `--bind`, `--port`,
 /// `--threads`, `--layer memory|redis|redis-pubsub`, `--redis URL`
-/// (repeatable), `--cert FILE --key FILE` (TLS), `--log-level`, loads the routes with `consumers`, serves
+/// (repeatable), `--cert FILE --key FILE` (TLS), `--log-level`, `-v/--verbosity`,
+/// `--access-log FILE|-`, `--root-path`, `--proxy-headers`, `--version` (and
+/// CHANNELS_REDIS_URL from the environment), loads the routes with `consumers`, serves
 /// until SIGINT/SIGTERM and returns the exit code (2 for a bad configuration).
 int run(int argc, char** argv, const Registry& consumers);
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include <channels/layer.hpp>
 #include <channels/routing.hpp>
@@ -48,6 +49,9 @@ class Server {
   int run();
 
   ServerStats stats() const;
+  /// Every counter in Prometheus' text format: what the metrics endpoint
+  /// (ServerOptions::metrics_path) serves, for hosts that expose it their way.
+  std::string metrics_text() const;
   ChannelLayer& channel_layer() const;
 
  private:

@@ -63,6 +63,19 @@ struct ServerOptions {
   std::string tls_cert;
   std::string tls_key;
   DeflateOptions permessage_deflate;  // off unless enabled
+  /// Path of the Prometheus text endpoint, like "/metrics"; empty: off.
+  /// It answers any client that reaches the port: expose it only behind a
+  /// proxy that keeps it private.
+  std::string metrics_path;
+  /// Access log: empty for the framework's log (stderr), "-" for stdout, or
+  /// a file to append to. One line per HTTP request and per WebSocket
+  /// connect, refusal and disconnect.
+  std::string access_log;
+  /// Prefix the app is mounted under behind a proxy (scope.root_path).
+  std::string root_path;
+  /// Trust X-Forwarded-For / X-Forwarded-Proto for scope.client and
+  /// scope.scheme: only behind a proxy that sets them (anyone else could).
+  bool proxy_headers = false;
 };
 
 }  // namespace channels
