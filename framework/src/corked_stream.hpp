@@ -98,7 +98,8 @@ class CorkedStream {
             total += b.size();
           }
           state->pending.completions.push_back({Handler(std::move(handler)), total});
-          CorkedStream::schedule_flush(state);
+          // Beast waits for each write before the next: no window for it.
+          CorkedStream::flush(state);
         },
         token, buffers);
   }
