@@ -240,7 +240,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
                            "address); close one or retry later\n",
                            client_, server_.options.max_connections_per_ip);
     Scope scope = make_scope(request_, stream_, beast::websocket::is_upgrade(request_) ? "websocket" : "http");
-    log_access(scope, static_cast<int>(status), why.size());
+    log_access(server_, scope, static_cast<int>(status), why.size(), std::chrono::steady_clock::now() - started_);
     // Rate-limited: a flood of refusals must not become a flood of warnings.
     if (refused == 1 || refused % 1000 == 0)
       log().warn("connection limit reached, {} refused so far; last: {}", refused, why.substr(0, why.size() - 1));
@@ -269,7 +269,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
       std::string why = origin ? fmt::format("403 Forbidden: Origin '{}' may not open a WebSocket here "
                                              "(server.allowed_origins)\n", *origin)
                                : std::string("403 Forbidden: a WebSocket handshake needs an Origin header here\n");
-      log_access(scope, 403, why.size());
+      log_access(server_, scope, 403, why.size(), std::chrono::steady_clock::now() - started_);
       log().warn("refusing the WebSocket for {} from {}: {}", scope.path, scope.client.host,
                  why.substr(15, why.size() - 16));
       stopping_ = true;
