@@ -110,9 +110,12 @@ TEST(Embed, ServesOnTheHostsIoContextAndStopsWithoutStoppingIt) {
   EXPECT_EQ(to_b->data, "hello room");
   EXPECT_EQ(server.stats().websockets_open, 2u);
 
-  server.shutdown();  // from a thread that is not running the io_context
+  // From a thread that is not running the io_context (nor the clients, who
+  // must answer the close frames).
+  std::thread stopper([&] { server.shutdown(); });
   EXPECT_FALSE(a.receive(5s));
   EXPECT_FALSE(b.receive(5s));
+  stopper.join();
   EXPECT_EQ(a.close_code(), 1001);
   EXPECT_EQ(b.close_code(), 1001);
   EXPECT_EQ(server.stats().websockets_open, 0u);
@@ -136,10 +139,10 @@ TEST(Embed, AsyncShutdownCompletesOnTheHostsIoContext) {
   std::promise<std::thread::id> done;
   auto finished = done.get_future();
   server->async_shutdown([&] { done.set_value(std::this_thread::get_id()); });
-  ASSERT_EQ(finished.wait_for(10s), std::future_status::ready);
-  EXPECT_TRUE(host.ids().count(finished.get()));  // ran on one of the host's threads
   EXPECT_FALSE(a.receive(5s));
   EXPECT_EQ(a.close_code(), 1001);
+  ASSERT_EQ(finished.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(host.ids().count(finished.get()));  // ran on one of the host's threads
 
   // Once completed, the server may go while the io_context runs on.
   server.reset();
@@ -232,15 +235,19 @@ TEST(Embed, TwoServersInOneProcessKeepTheirGroupsApart) {
   EXPECT_EQ(two.stats().websockets_open, 1u);
 
   // Stopping one leaves the other serving.
-  one.shutdown();
+  std::thread stopper([&] { one.shutdown(); });
   EXPECT_FALSE(a1.receive(5s));
+  EXPECT_FALSE(b1.receive(5s));
+  stopper.join();
   EXPECT_EQ(a1.close_code(), 1001);
+  EXPECT_EQ(b1.close_code(), 1001);
   a2.send("still here");
   auto r3 = a2.receive(5s);
   ASSERT_TRUE(r3);
   EXPECT_EQ(r3->data, "echo: still here");
-  two.shutdown();
+  stopper = std::thread([&] { two.shutdown(); });
   EXPECT_FALSE(a2.receive(5s));
+  stopper.join();
   EXPECT_EQ(a2.close_code(), 1001);
   EXPECT_FALSE(host.ioc.stopped());
 }
