@@ -4,6 +4,8 @@
 
 #include <sys/resource.h>
 
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -17,8 +19,8 @@ namespace channels {
 
 namespace detail {
 
-ServerImpl::ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l)
-    : options(std::move(o)), app(std::move(a)), layer(std::move(l)) {
+ServerImpl::ServerImpl(net::io_context* h, ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l)
+    : options(std::move(o)), app(std::move(a)), layer(std::move(l)), host(h) {
   unsigned n = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   options.threads = n;
   if (options.max_connections == 0) {
@@ -31,7 +33,7 @@ ServerImpl::ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<Channe
                             : std::size_t{1} << 20;
     options.max_connections = files > 2 * reserve ? files - reserve : files / 2;
   }
-  ioc.emplace(static_cast<int>(n));
+  if (!host) ioc.emplace(static_cast<int>(n));
   if (!options.access_log.empty()) {
     spdlog::sink_ptr sink;
     if (options.access_log == "-")
@@ -52,6 +54,35 @@ ServerImpl::~ServerImpl() {
     begin_shutdown();
     join();
   }
+  if (host && started) {
+    begin_shutdown();
+    std::unique_lock lock(mutex);
+    if (!finished) {
+      if (host->get_executor().running_in_this_thread()) {
+        // Waiting here would wait for this very thread: freeing the server
+        // under its connections is worse than stopping.
+        log().critical("an embedded Server was destroyed on its io_context's thread before it had "
+                       "stopped: complete async_shutdown() first, then destroy it");
+        std::terminate();
+      }
+      if (host->stopped()) {
+        // Nobody runs the host's io_context any more: run it here until the
+        // connections have closed, since their handlers refer to this server.
+        lock.unlock();
+        host->restart();
+        for (;;) {
+          {
+            std::lock_guard l(mutex);
+            if (finished) break;
+          }
+          host->run_one_for(std::chrono::milliseconds(10));
+        }
+        host->stop();  // as the host left it
+      } else {
+        finished_cv.wait(lock, [this] { return finished; });
+      }
+    }
+  }
   // Sessions still queued in the io_context are destroyed here, while the rest
   // of this object is alive for them to unregister.
   acceptor.reset();
@@ -69,7 +100,7 @@ void ServerImpl::start() {
                                             options.bind));
   if (!options.tls_cert.empty() || !options.tls_key.empty()) load_tls();
   tcp::endpoint ep(address, options.port);
-  acceptor.emplace(net::make_strand(*ioc));
+  acceptor.emplace(net::make_strand(context()));
   acceptor->open(ep.protocol(), ec);
   if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) acceptor->bind(ep, ec);
@@ -79,6 +110,15 @@ void ServerImpl::start() {
                                             "there? choose another with --port)",
                                             options.bind, options.port));
   bound_port = acceptor->local_endpoint().port();
+  started = true;
+  accepting = true;
+  if (host) {
+    // The host runs its io_context, and keeps it running.
+    do_accept();
+    log().info("serving on {}://{}:{}/ on the application's io_context", tls_context ? "https" : "http",
+               options.bind, bound_port);
+    return;
+  }
   work.emplace(ioc->get_executor());
   do_accept();
   for (unsigned i = 0; i < options.threads; ++i)
@@ -123,9 +163,12 @@ void ServerImpl::load_tls() {
 void ServerImpl::do_accept() {
   // Each connection gets its own strand: its consumer code never runs on two
   // threads at once.
-  acceptor->async_accept(Strand(net::any_io_executor(ioc->get_executor())),
+  acceptor->async_accept(Strand(net::any_io_executor(context().get_executor())),
                          [this](boost::system::error_code ec, tcp::socket socket) {
-                           if (ec == net::error::operation_aborted || stopping) return;
+                           if (ec == net::error::operation_aborted || stopping) {
+                             accepting = false;  // the last time this handler refers to the server
+                             return;
+                           }
                            if (ec) {
                              // Out of file descriptors and the like: keep accepting.
                              log().warn("accept failed: {}", ec.message());
@@ -172,7 +215,10 @@ std::size_t ServerImpl::session_count() {
 
 void ServerImpl::begin_shutdown() {
   if (stopping.exchange(true)) return;
-  if (!acceptor || threads.empty()) return;  // never started
+  if (!started) {  // never started: nothing to drain
+    finish();
+    return;
+  }
   net::post(acceptor->get_executor(), [this] {
     boost::system::error_code ec;
     acceptor->close(ec);
@@ -191,10 +237,11 @@ void ServerImpl::begin_shutdown() {
   // run its on_disconnect before the threads stop.
   auto deadline = std::chrono::steady_clock::now() + options.drain_timeout;
   auto hard_deadline = deadline + std::chrono::seconds(1);
-  drain_timer.emplace(*ioc);
+  drain_timer.emplace(context());
   auto poll = std::make_shared<std::function<void()>>();
   auto aborted = std::make_shared<bool>(false);
-  *poll = [this, deadline, hard_deadline, poll, aborted] {
+  auto late = std::make_shared<bool>(false);
+  *poll = [this, deadline, hard_deadline, poll, aborted, late] {
     auto now = std::chrono::steady_clock::now();
     if (session_count() && now >= deadline && !*aborted) {
       *aborted = true;
@@ -207,21 +254,81 @@ void ServerImpl::begin_shutdown() {
       }
       for (auto& s : left) s->abort();
     }
-    if (session_count() == 0 || now >= hard_deadline) {
-      work.reset();
-      ioc->stop();
-      *poll = nullptr;  // break the self-reference
+    bool drained = session_count() == 0 && !accepting;
+    if (drained || (!host && now >= hard_deadline)) {
+      // Embedded, the host's io_context outlives the server: it stops only
+      // once nothing in that io_context refers to it any more.
+      auto* self = this;  // the captures go with the next line
+      *poll = nullptr;    // break the self-reference
+      self->finish();
       return;
+    }
+    if (host && now >= hard_deadline && !*late) {
+      *late = true;
+      log().warn("{} connection(s) still closing after the drain timeout; waiting for them", session_count());
     }
     drain_timer->expires_after(std::chrono::milliseconds(10));
     drain_timer->async_wait([poll](boost::system::error_code) {
       if (*poll) (*poll)();
     });
   };
-  net::post(*ioc, [poll] { (*poll)(); });
+  net::post(context(), [poll] { (*poll)(); });
+}
+
+namespace {
+// Never inline (the caller may hold a lock or be inside the server): via the
+// host's io_context, then on the handler's own executor if it has one.
+void complete_on(net::io_context& host, net::any_completion_handler<void()> h) {
+  net::post(host, [h = std::move(h)]() mutable { net::dispatch(std::move(h)); });
+}
+}  // namespace
+
+void ServerImpl::finish() {
+  // Embedded, a waiting destructor may free this object as soon as
+  // `finished` is seen: after the lock, only locals are used.
+  auto* h = host;
+  std::vector<net::any_completion_handler<void()>> done;
+  {
+    std::lock_guard lock(mutex);
+    finished = true;
+    done.swap(on_stopped);
+    finished_cv.notify_all();
+  }
+  if (h) {
+    for (auto& d : done) complete_on(*h, std::move(d));
+    return;
+  }
+  // On a server thread, before the threads stop: a handler without an
+  // executor of its own runs right here.
+  for (auto& d : done) net::dispatch(std::move(d));
+  work.reset();
+  if (ioc) ioc->stop();
+}
+
+void ServerImpl::when_stopped(net::any_completion_handler<void()> h) {
+  {
+    std::lock_guard lock(mutex);
+    if (!finished) {
+      on_stopped.push_back(std::move(h));
+      return;
+    }
+  }
+  if (host)
+    complete_on(*host, std::move(h));
+  else
+    net::dispatch(std::move(h));
 }
 
 void ServerImpl::join() {
+  if (host) {
+    if (host->get_executor().running_in_this_thread())
+      throw std::logic_error("Server::wait() or shutdown() called on a thread running the host's io_context: "
+                             "it would wait for itself; use async_shutdown() there");
+    std::unique_lock lock(mutex);
+    finished_cv.wait(lock, [this] { return finished; });
+    stopped = true;
+    return;
+  }
   for (auto& t : threads)
     if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
   threads.clear();
@@ -231,7 +338,11 @@ void ServerImpl::join() {
 }  // namespace detail
 
 Server::Server(ServerOptions options, ApplicationPtr app, std::shared_ptr<ChannelLayer> layer)
-    : impl_(std::make_unique<detail::ServerImpl>(std::move(options), std::move(app), std::move(layer))) {}
+    : impl_(std::make_unique<detail::ServerImpl>(nullptr, std::move(options), std::move(app), std::move(layer))) {}
+
+Server::Server(boost::asio::io_context& host, ServerOptions options, ApplicationPtr app,
+               std::shared_ptr<ChannelLayer> layer)
+    : impl_(std::make_unique<detail::ServerImpl>(&host, std::move(options), std::move(app), std::move(layer))) {}
 
 Server::~Server() = default;
 
@@ -245,7 +356,15 @@ void Server::shutdown() {
 
 void Server::wait() { impl_->join(); }
 
+void Server::initiate_shutdown(boost::asio::any_completion_handler<void()> handler) {
+  impl_->when_stopped(std::move(handler));
+  impl_->begin_shutdown();
+}
+
 int Server::run() {
+  if (impl_->host)
+    throw std::logic_error("Server::run() is for a server with its own threads: an embedded server is "
+                           "started with start() and served by running the host's io_context");
   start();
   boost::asio::signal_set signals(*impl_->ioc, SIGINT, SIGTERM);
   signals.async_wait([this](boost::system::error_code ec, int sig) {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,12 +42,19 @@ class Session {
 };
 
 struct ServerImpl {
-  ServerImpl(ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l);
+  /// `host` null: the server owns its io_context and threads.
+  ServerImpl(net::io_context* host, ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l);
   ~ServerImpl();
 
   void start();
   void begin_shutdown();
   void join();
+  /// The io_context everything runs on: the host's, or the server's own.
+  net::io_context& context() { return host ? *host : *ioc; }
+  /// Runs `h` once the server has stopped (at once if it has).
+  void when_stopped(net::any_completion_handler<void()> h);
+  /// The drain is over: no session, no accept in flight.
+  void finish();
 
   void do_accept();
   void load_tls();
@@ -62,7 +70,8 @@ struct ServerImpl {
   ApplicationPtr app;
   std::shared_ptr<ChannelLayer> layer;
 
-  std::optional<net::io_context> ioc;
+  net::io_context* host = nullptr;  // embedded: the application's io_context
+  std::optional<net::io_context> ioc;  // otherwise, the server's own
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> drain_timer;
@@ -79,6 +88,14 @@ struct ServerImpl {
   std::unordered_map<std::string, std::size_t> per_client;  // live connections by address
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
+  bool started = false;
+  // Embedded: the server may only be destroyed once its last handler has
+  // run, since the host's io_context outlives it. The accept loop and the
+  // sessions are its only handlers that refer to it.
+  std::atomic<bool> accepting{false};
+  bool finished = false;  // under mutex
+  std::condition_variable finished_cv;
+  std::vector<net::any_completion_handler<void()>> on_stopped;  // under mutex
 
   std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> websockets_open{0};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The CMake package: install the built library into a temporary prefix, build
-# examples/echo against it with find_package(cppchannels), and run it; with
-# `subdir`, build the same example with add_subdirectory of the source tree.
+# examples/echo and examples/embed against it with find_package(cppchannels),
+# and run them; with `subdir`, build examples/echo with add_subdirectory of
+# the source tree.
 # Usage: package_test.sh install|subdir BUILD_DIR SOURCE_DIR
 set -euo pipefail
 mode=$1 build=$2 src=$3
@@ -30,4 +31,13 @@ cmake --build "$tmp/echo" --parallel 2 >"$tmp/build.log" || { tail -50 "$tmp/bui
 out=$("$tmp/echo/echo_app" --port 0 --self-test)
 echo "echo_app said: $out"
 [[ $out == "echo: hi" ]]
+if [[ $mode == install ]]; then
+  # examples/embed: the server on the program's own io_context, from the package.
+  cmake -S "$src/examples/embed" -B "$tmp/embed" "${gen[@]}" "${common[@]}" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+    >"$tmp/configure-embed.log" || { cat "$tmp/configure-embed.log"; exit 1; }
+  cmake --build "$tmp/embed" --parallel 2 >"$tmp/build-embed.log" || { tail -50 "$tmp/build-embed.log"; exit 1; }
+  "$tmp/embed/embed_app" --self-test || { echo "FAIL: embed_app --self-test"; exit 1; }
+  echo "2 passed, 0 failed"
+  exit 0
+fi
 echo "1 passed, 0 failed"
