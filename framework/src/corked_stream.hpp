@@ -50,9 +50,12 @@ class CorkedStream {
   const NextLayer& next_layer() const noexcept { return state_->next; }
   executor_type get_executor() noexcept { return state_->next.get_executor(); }
 
-  /// Bytes of frames queued with write_frame() and not yet written: what a
-  /// client that does not read makes the server hold.
-  std::size_t queued_bytes() const noexcept { return state_->pending.frame_bytes + state_->in_flight.frame_bytes; }
+  /// Bytes of frames queued with write_frame() behind the write in progress:
+  /// what grows when a client does not read. The write in progress is left
+  /// out: its bytes may already be with the client while its completion
+  /// still waits behind other work on a busy loop, and counting them would
+  /// make a client that keeps up look like one that does not.
+  std::size_t waiting_bytes() const noexcept { return state_->pending.frame_bytes; }
 
   /// Queues one whole, unmasked server frame (FIN set): `opcode` 1 for text,
   /// 2 for binary. The payload is kept alive until it is written.

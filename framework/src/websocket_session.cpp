@@ -155,7 +155,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   SendStatus send(OutFrame frame) {
     if (state_ == State::closing || state_ == State::closed) return SendStatus::closed;
     std::size_t cost = frame.payload->size() + frame_overhead;
-    std::size_t queued = queued_bytes_ + ws_.next_layer().queued_bytes();
+    // Bytes waiting behind the write in progress (which is at most one
+    // earlier queue's worth): a client that reads keeps this near zero.
+    std::size_t queued = waiting_bytes() + ws_.next_layer().waiting_bytes();
     if (queued + cost > server_.options.send_queue_max_bytes && queued > 0) {
       ++server_.send_queue_drops;
       if (server_.options.send_queue_policy == SendQueuePolicy::drop) {
@@ -227,6 +229,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void count_out(const std::string& payload) {
     server_.metrics.ws_messages_out.fetch_add(1, std::memory_order_relaxed);
     server_.metrics.ws_bytes_out.fetch_add(payload.size(), std::memory_order_relaxed);
+  }
+
+  std::size_t waiting_bytes() const {
+    if (!writing_ || queue_.empty()) return queued_bytes_;
+    return queued_bytes_ - (queue_.front().payload->size() + frame_overhead);
   }
 
   void recount() {
@@ -304,11 +311,6 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     ws_.get_option(pmd);
     compress_ = pmd.server_enable && req_.find(http::field::sec_websocket_extensions) != req_.end() &&
                 req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
-    // Frames written by the session itself (CorkedStream::write_frame) stall
-    // a reader sitting next to clients that never read (limits_test's
-    // NeverReaders): until that is understood, every message goes through
-    // Beast, one write per message, as before the write coalescing.
-    compress_ = true;
     // The upgrade request was only needed for the handshake.
     Request().swap(req_);
     ++server_.metrics.ws_connects;

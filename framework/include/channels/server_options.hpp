@@ -37,8 +37,10 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};        // silent WebSocket peer: closed
   bool keepalive_pings = true;     // ping after half the idle timeout
   std::size_t max_message_bytes = 1024 * 1024;  // beyond: close 1009
-  /// Bytes waiting to be written per connection (payloads plus a small
-  /// per-message overhead). A burst fits; a client that stops reading does not.
+  /// Bytes waiting per connection behind the write in progress (payloads
+  /// plus a small per-message overhead). A burst fits; a client that stops
+  /// reading does not. With the write in progress (at most one earlier
+  /// queue's worth), a connection holds at most about twice this.
   std::size_t send_queue_max_bytes = 4 * 1024 * 1024;
   SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008
   std::chrono::milliseconds drain_timeout{5'000};  // on SIGINT/SIGTERM
