@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include "consumers.hpp"
+#include "room_burst.hpp"
 #include "test_server.hpp"
 
 using namespace channels;
 using namespace std::chrono_literals;
+using testing_support::burst_in_sender_order;
 using testing_support::TestServer;
 
 namespace {
@@ -52,32 +54,7 @@ TEST_F(ChatApp, HundredClientsTimesHundredMessagesAllArriveInEachSendersOrder) {
   constexpr int clients = 100, per_client = 100;
   std::vector<WebsocketClient> ws(clients);
   for (auto& c : ws) ASSERT_TRUE(c.connect(server->url("/room/big/")).accepted);
-  std::vector<std::string> failures(clients);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < clients; ++i) {
-    threads.emplace_back([&, i] {
-      auto& c = ws[i];
-      for (int n = 0; n < per_client; ++n) c.send(std::to_string(i) + ":" + std::to_string(n));
-      std::vector<int> next(clients, 0);
-      for (int got = 0; got < clients * per_client; ++got) {
-        auto m = c.receive(20s);
-        if (!m) {
-          failures[i] = "client " + std::to_string(i) + " got only " + std::to_string(got) + " messages";
-          return;
-        }
-        auto colon = m->data.find(':');
-        int sender = std::stoi(m->data.substr(0, colon)), seq = std::stoi(m->data.substr(colon + 1));
-        if (seq != next[sender]) {
-          failures[i] = "client " + std::to_string(i) + ": from " + std::to_string(sender) + " expected #" +
-                        std::to_string(next[sender]) + ", got #" + std::to_string(seq);
-          return;
-        }
-        ++next[sender];
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(burst_in_sender_order(ws, per_client, 20s), std::vector<std::string>{});
   EXPECT_EQ(server->server.channel_layer().stats().dropped_full, 0u);
 }
 

@@ -6,12 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include "../net/room_burst.hpp"
 #include "../net/test_server.hpp"
 #include "consumers.hpp"
 #include "redis_server.hpp"
 
 using namespace channels;
 using namespace std::chrono_literals;
+using testing_support::burst_in_sender_order;
 using testing_support::eventually;
 using testing_support::RedisServer;
 using testing_support::TestServer;
@@ -87,32 +89,7 @@ TEST_F(TwoServers, BurstFromEveryClientArrivesEverywhereInSenderOrder) {
   for (int i = 0; i < clients; ++i)
     ASSERT_TRUE(ws[i].connect((i < per_server ? a : b)->url("/room/burst/")).accepted);
   ASSERT_TRUE(members("burst", clients));
-  std::vector<std::string> failures(clients);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < clients; ++i) {
-    threads.emplace_back([&, i] {
-      auto& c = ws[i];
-      for (int n = 0; n < per_client; ++n) c.send(std::to_string(i) + ":" + std::to_string(n));
-      std::vector<int> next(clients, 0);
-      for (int got = 0; got < clients * per_client; ++got) {
-        auto m = c.receive(10s);
-        if (!m) {
-          failures[i] = "client " + std::to_string(i) + " got only " + std::to_string(got) + " messages";
-          return;
-        }
-        auto colon = m->data.find(':');
-        int sender = std::stoi(m->data.substr(0, colon)), seq = std::stoi(m->data.substr(colon + 1));
-        if (seq != next[sender]) {
-          failures[i] = "client " + std::to_string(i) + ": from " + std::to_string(sender) + " expected #" +
-                        std::to_string(next[sender]) + ", got #" + std::to_string(seq);
-          return;
-        }
-        ++next[sender];
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(burst_in_sender_order(ws, per_client, 10s), std::vector<std::string>{});
   EXPECT_EQ(a->server.channel_layer().stats().dropped_full, 0u);
   EXPECT_EQ(b->server.channel_layer().stats().dropped_full, 0u);
 }
