@@ -5,56 +5,23 @@ closes are reported with their status, code and reason.
 
 Usage: client_test.py --client BIN --chat BIN --routing routing.yaml
 """
-import argparse, os, socket, subprocess, sys, time
+import argparse, os, subprocess, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--client", required=True)
 ap.add_argument("--chat", required=True)
 ap.add_argument("--routing", required=True)
 args = ap.parse_args()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import Checks, free_port, listening, read_line, stop  # noqa: E402
 
-passed = failed = 0
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {name} {detail}")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def wait_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-def read_line(proc, timeout=5.0):
-    """One stdout line, or None after `timeout` (os.read on the raw pipe, bounded)."""
-    import select
-    buf = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.time()))
-        if not r:
-            break
-        ch = os.read(proc.stdout.fileno(), 1)
-        if not ch:
-            break
-        if ch == b"\n":
-            return buf.decode()
-        buf += ch
-    return None
+check = Checks()
 
 port = free_port()
 server = subprocess.Popen([args.chat, "--routing", args.routing, "--port", str(port), "--threads", "1"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
-    check("chat server listens", wait_port(port))
+    check("chat server listens", listening(server, port))
     base = f"ws://127.0.0.1:{port}"
 
     # Two clients in one room: a line typed in one is printed by both.
@@ -89,8 +56,6 @@ try:
                        timeout=15)
     check("refused TCP connection explained", r.returncode == 1 and b"cannot connect" in r.stderr, r.stderr)
 finally:
-    server.terminate()
-    server.wait(timeout=10)
+    stop(server)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(0 if failed == 0 else 1)
+check.finish()

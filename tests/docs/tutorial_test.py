@@ -5,7 +5,7 @@ those files build must serve the tutorial's echo and chat rooms.
 
 Usage: tutorial_test.py --source DIR --mysite BIN --client BIN
 """
-import argparse, pathlib, re, select, socket, subprocess, sys, time, os
+import argparse, os, pathlib, re, subprocess, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--source", required=True)
@@ -13,15 +13,10 @@ ap.add_argument("--mysite", required=True)
 ap.add_argument("--client", required=True)
 args = ap.parse_args()
 src = pathlib.Path(args.source)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import Checks, free_port, listening, read_line, stop  # noqa: E402
 
-passed = failed = 0
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {name} {detail}")
+check = Checks()
 
 doc = (src / "docs/tutorial.md").read_text()
 blocks = re.findall(r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)```\n", doc, re.S)
@@ -36,36 +31,12 @@ for f in sorted((src / "examples/tutorial").iterdir()):
     rel = f"examples/tutorial/{f.name}"
     check(f"{rel} is shown in the tutorial", rel in shown)
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def wait_port(port):
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close(); return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-def read_line(proc, timeout=5.0):
-    buf = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.time()))
-        if not r:
-            break
-        ch = os.read(proc.stdout.fileno(), 1)
-        if not ch or ch == b"\n":
-            return buf.decode() if ch else None
-        buf += ch
-    return None
-
 port = free_port()
 server = subprocess.Popen([args.mysite, "--routing", str(src / "examples/tutorial/routing.yaml"), "--port", str(port),
                            "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 clients = []
 try:
-    check("mysite listens", wait_port(port))
+    check("mysite listens", listening(server, port))
     base = f"ws://127.0.0.1:{port}"
     echo = subprocess.Popen([args.client, f"{base}/ws/echo/"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
@@ -84,8 +55,6 @@ try:
 finally:
     for c in clients:
         c.kill(); c.wait(timeout=5)
-    server.terminate()
-    server.wait(timeout=10)
+    stop(server)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(0 if failed == 0 else 1)
+check.finish()

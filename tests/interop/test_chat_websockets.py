@@ -28,6 +28,9 @@ import urllib.error
 import urllib.request
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import free_port, run_unittests, wait_listening  # noqa: E402
+
 try:
     import websockets
     import websockets.exceptions
@@ -47,13 +50,6 @@ CHAT_ROUTING = os.environ.get("CHAT_ROUTING")
 # Every server this module started: (description, log path). Their logs are
 # printed at the end if a test failed.
 SERVER_LOGS = []
-
-
-def free_port():
-    """A port that was free a moment ago (bind to 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class ChatServer:
@@ -84,24 +80,12 @@ class ChatServer:
                  "--port", str(self.port), "--threads", "2", "--log-level", "info"],
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
             try:
-                self._wait_until_listening()
+                wait_listening(self.proc, self.port, self.description, START_TIMEOUT)
                 return self
             except RuntimeError as exc:
                 last_error = exc
                 self.stop()
         raise RuntimeError("%s did not start: %s\n%s" % (self.description, last_error, self.log_text()))
-
-    def _wait_until_listening(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("exited with code %d" % self.proc.returncode)
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("port %d not accepting connections after %.0f s" % (self.port, START_TIMEOUT))
 
     def terminate(self):
         """Sends SIGTERM to this server's PID (if it is still running)."""
@@ -500,16 +484,6 @@ class HttpTests(unittest.TestCase):
         cm.exception.close()
 
 
-class CountingResult(unittest.TextTestResult):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
 def main():
     global CHAT_BIN, CHAT_ROUTING
     parser = argparse.ArgumentParser(add_help=False)
@@ -519,27 +493,7 @@ def main():
     CHAT_BIN = os.path.abspath(args.chat) if args.chat else None
     CHAT_ROUTING = os.path.abspath(args.routing) if args.routing else None
 
-    runner = unittest.TextTestRunner(resultclass=CountingResult, verbosity=2)
-    program = unittest.main(module="__main__", argv=[sys.argv[0]] + rest,
-                            testRunner=runner, exit=False)
-    result = program.result
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    if failed or not result.wasSuccessful():
-        for description, path in SERVER_LOGS:
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace")
-            except OSError:
-                text = "(log unavailable)"
-            sys.stderr.write("----- %s log -----\n%s\n----- end of log -----\n" % (description, text))
-    for _, path in SERVER_LOGS:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    sys.stderr.flush()
-    print("%d passed, %d failed" % (result.passed, failed), flush=True)
-    return 0 if failed == 0 and result.wasSuccessful() else 1
+    return run_unittests(rest, SERVER_LOGS)
 
 
 if __name__ == "__main__":

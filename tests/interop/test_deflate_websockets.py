@@ -22,6 +22,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import free_port  # noqa: E402
+
 try:
     import websockets
     from websockets.extensions.permessage_deflate import PerMessageDeflate
@@ -32,12 +35,6 @@ except ImportError:  # pragma: no cover - depends on the interpreter
 HOST = "127.0.0.1"
 CHAT_BIN = None
 TIMEOUT = 10.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Chat:

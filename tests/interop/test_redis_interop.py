@@ -27,6 +27,9 @@ import time
 import unittest
 import uuid
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from procs import free_port, run_unittests, wait_listening  # noqa: E402
+
 try:
     import redis as redis_sync
     import websockets
@@ -46,25 +49,6 @@ STEP_TIMEOUT = 5.0
 
 CHAT_BIN = PEER_BIN = ROUTING = None
 PROCESS_LOGS = []  # (description, path): printed if a test fails
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(proc, port, what, timeout=START_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with code %d" % (what, proc.returncode))
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s: port %d not accepting connections after %.0f s" % (what, port, timeout))
 
 
 class Process:
@@ -103,7 +87,7 @@ class Redis(Process):
             self.spawn(["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "",
                         "--appendonly", "no", "--loglevel", "warning"])
             try:
-                wait_listening(self.proc, self.port, "redis-server")
+                wait_listening(self.proc, self.port, "redis-server", START_TIMEOUT)
                 break
             except RuntimeError:
                 self.stop()
@@ -124,7 +108,7 @@ class ChatServer(Process):
                 argv += ["--redis", url]
             self.spawn(argv)
             try:
-                wait_listening(self.proc, self.port, "chat server")
+                wait_listening(self.proc, self.port, "chat server", START_TIMEOUT)
                 return
             except RuntimeError:
                 self.stop()
@@ -625,16 +609,6 @@ class PubSubTests(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await recv_json(ws), {"message": "direct"})
 
 
-class CountingResult(unittest.TextTestResult):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
 def main():
     global CHAT_BIN, PEER_BIN, ROUTING
     parser = argparse.ArgumentParser(add_help=False)
@@ -649,26 +623,7 @@ def main():
             print("0 passed, 1 failed")
             return 1
 
-    runner = unittest.TextTestRunner(resultclass=CountingResult, verbosity=2)
-    program = unittest.main(module="__main__", argv=[sys.argv[0]] + rest, testRunner=runner, exit=False)
-    result = program.result
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    if failed or not result.wasSuccessful():
-        for description, path in PROCESS_LOGS:
-            try:
-                with open(path, "rb") as f:
-                    text = f.read().decode("utf-8", "replace")
-            except OSError:
-                text = "(log unavailable)"
-            sys.stderr.write("----- %s log -----\n%s\n----- end of log -----\n" % (description, text[-20000:]))
-    for _, path in PROCESS_LOGS:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    sys.stderr.flush()
-    print("%d passed, %d failed" % (result.passed, failed), flush=True)
-    return 0 if failed == 0 and result.wasSuccessful() else 1
+    return run_unittests(rest, PROCESS_LOGS)
 
 
 if __name__ == "__main__":
