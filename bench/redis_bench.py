@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import servers  # noqa: E402
+from report import fmt, loadavg  # noqa: E402
 
 SIDES = ["cppchannels", "daphne"]
 
@@ -145,26 +146,6 @@ def run_once(loadgen, procs, redis, room, a, count, rate):
     if p.stderr.strip():
         row["stderr"] = p.stderr.strip()[-500:]
     return row
-
-
-def fmt(v, unit=""):
-    if v is None:
-        return "-"
-    if unit == "us":
-        return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us" if v >= 100 else f"{v:.1f} us"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:.2f}M"
-    if abs(v) >= 1e4:
-        return f"{v / 1e3:.1f}k"
-    return f"{v:.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:.2f}"
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def main():

@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import servers  # noqa: E402
+from report import fmt, git_commit, loadavg  # noqa: E402
 
 SERVER_CPU = 0
 LOADGEN_CPU = 1
@@ -177,22 +178,6 @@ def median_result(runs, metrics):
     return med
 
 
-def fmt(v, unit=""):
-    if v is None:
-        return "-"
-    if unit == "us":
-        return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us" if v >= 100 else f"{v:.1f} us"
-    if unit == "%":
-        return f"{v:.1f}%"
-    if unit == "B":
-        return f"{v / 1024:.1f} KiB" if v >= 1024 else f"{v:.0f} B"
-    if abs(v) >= 1e6:
-        return f"{v / 1e6:.2f}M"
-    if abs(v) >= 1e4:
-        return f"{v / 1e3:.1f}k"
-    return f"{v:.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:.2f}"
-
-
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -215,23 +200,6 @@ def table(report):
         if notes:
             lines.extend(f"  note: {n}" for n in notes)
     return "\n".join(lines)
-
-
-def loadavg():
-    """The 1-minute load average: how busy the shared machine was."""
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def git_commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
 
 
 def main():
