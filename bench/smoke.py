@@ -38,7 +38,7 @@ def main():
     ap.add_argument("--routing", required=True)
     a = ap.parse_args()
 
-    for f in ("run.py", "servers.py", "chart.py", "redis_bench.py", "daphne/benchproj/asgi.py",
+    for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "daphne/benchproj/asgi.py",
               "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py",
               "daphne/benchproj/settings_redis.py"):
         path = os.path.join(HERE, f)
