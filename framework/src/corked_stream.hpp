@@ -11,7 +11,9 @@
 // together right after it. Beast keeps doing the protocol; only the syscalls
 // are shared.
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 #include <memory>
 #include <string>
 #include <utility>
@@ -202,6 +204,10 @@ class CorkedStream {
     FlushWindow::add(state, state->next.get_executor());
   }
 
+  // Writes what is pending: as much as the socket takes at once, right
+  // here, and the rest (if any) asynchronously. Writing at once saves the
+  // completion's trip through the event loop for the common case of a
+  // client that reads, and releases the bytes before anything else runs.
   static void flush(const std::shared_ptr<State>& state) {
     auto& s = *state;
     s.in_window = false;
@@ -211,25 +217,71 @@ class CorkedStream {
     s.buffers.reserve(s.in_flight.segments.size());
     for (auto& seg : s.in_flight.segments)
       s.buffers.emplace_back(seg.external ? seg.external : s.in_flight.copied.data() + seg.offset, seg.size);
+    boost::system::error_code ec;
+    std::size_t first = 0;  // buffers[first..] are left to write
+    while (first < s.buffers.size()) {
+      std::size_t n = try_write_some(s.next, s.buffers, first, ec);
+      if (ec || n == 0) break;
+      consume(s.buffers, first, n);
+    }
+    if (ec || first == s.buffers.size()) {
+      // Done (or broken) without waiting: the completions must not run
+      // inside the initiating call (Beast's own write may be it).
+      written(state, ec, /*posted=*/true);
+      return;
+    }
+    s.buffers.erase(s.buffers.begin(), s.buffers.begin() + static_cast<std::ptrdiff_t>(first));
     s.writing = true;
     boost::asio::async_write(s.next, s.buffers, [state](boost::system::error_code ec, std::size_t) {
-      auto& s = *state;
-      s.writing = false;
-      auto done = std::move(s.in_flight.completions);
-      s.in_flight.clear();
-      s.in_flight.completions.clear();
-      if (ec) {
-        // Every later write fails the same way; the read side sees the
-        // broken connection and ends the session.
-        s.failed = true;
-        s.error = ec;
-        for (auto& c : s.pending.completions) done.push_back(std::move(c));
-        s.pending.clear();
-      }
-      for (auto& c : done)
-        boost::asio::dispatch(boost::asio::append(std::move(c.handler), ec, ec ? std::size_t{0} : c.bytes));
-      if (!s.pending.empty()) flush(state);
+      state->writing = false;
+      written(state, ec, /*posted=*/false);
     });
+  }
+
+  static std::size_t try_write_some(NextLayer& next, const std::vector<boost::asio::const_buffer>& buffers,
+                                    std::size_t first, boost::system::error_code& ec) {
+    // At most 64 buffers per call: what Asio hands to one writev.
+    std::size_t count = std::min<std::size_t>(buffers.size() - first, 64);
+    return next.try_write_some(std::span<const boost::asio::const_buffer>(buffers.data() + first, count), ec);
+  }
+
+  // Drops `n` written bytes from the front of buffers[first..].
+  static void consume(std::vector<boost::asio::const_buffer>& buffers, std::size_t& first, std::size_t n) {
+    while (n > 0 && first < buffers.size()) {
+      auto& b = buffers[first];
+      if (n >= b.size()) {
+        n -= b.size();
+        ++first;
+      } else {
+        b += n;
+        n = 0;
+      }
+    }
+  }
+
+  // The batch in flight is on the wire (or failed): release it and tell
+  // Beast's writes in it, then write whatever queued up meanwhile.
+  static void written(const std::shared_ptr<State>& state, boost::system::error_code ec, bool posted) {
+    auto& s = *state;
+    auto done = std::move(s.in_flight.completions);
+    s.in_flight.clear();
+    s.in_flight.completions.clear();
+    if (ec) {
+      // Every later write fails the same way; the read side sees the
+      // broken connection and ends the session.
+      s.failed = true;
+      s.error = ec;
+      for (auto& c : s.pending.completions) done.push_back(std::move(c));
+      s.pending.clear();
+    }
+    for (auto& c : done) {
+      auto h = boost::asio::append(std::move(c.handler), ec, ec ? std::size_t{0} : c.bytes);
+      if (posted)
+        boost::asio::post(s.next.get_executor(), std::move(h));
+      else
+        boost::asio::dispatch(std::move(h));
+    }
+    if (!s.pending.empty()) flush(state);
   }
 
   std::shared_ptr<State> state_;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
@@ -64,6 +65,25 @@ class ServerStream {
             tcp_->async_write_some(b, std::forward<decltype(h)>(h));
         },
         handler, buffers);
+  }
+
+  /// Writes what the kernel takes right now, without waiting: plain TCP
+  /// only (a TLS record cannot be half written and resumed this way), so
+  /// over TLS it writes nothing and the caller goes asynchronous. Returns
+  /// the bytes written; `ec` is set for a broken connection, never for a
+  /// full socket buffer.
+  template <class ConstBuffers>
+  std::size_t try_write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    ec = {};
+    if (tls_) return 0;
+    auto& socket = tcp_->socket();
+    if (!socket.non_blocking()) {
+      socket.non_blocking(true, ec);
+      if (ec) return 0;
+    }
+    std::size_t n = socket.write_some(buffers, ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) ec = {};
+    return n;
   }
 
   // The WebSocket closing handshake ends with a teardown (close_notify first
