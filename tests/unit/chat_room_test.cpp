@@ -20,6 +20,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// How long a frame that must come may take: generous, since the store and the
+// layer run on other threads and this suite also runs on loaded machines
+// (under sanitizers, beside other tests). Waits end as soon as it arrives.
+constexpr auto arrives = 5s;
+
 struct ChatRoom : ::testing::Test {
   std::shared_ptr<chat::Hub> hub = std::make_shared<chat::Hub>(chat::make_memory_store(), "test-server");
   std::shared_ptr<InMemoryChannelLayer> layer = std::make_shared<InMemoryChannelLayer>();
@@ -42,14 +47,14 @@ struct ChatRoom : ::testing::Test {
     Json j{{"type", "join"}, {"name", name}};
     if (!member.empty()) j["member"] = member;
     c.send_json_to(j);
-    Json hello = c.receive_json_from();
+    Json hello = c.receive_json_from(arrives);
     EXPECT_EQ(hello.value("type", ""), "hello") << hello.dump();
     return hello;
   }
   // The next chat message (not a notice, not an ack).
   static Json next_non_notice(WebsocketCommunicator& c) {
     for (int i = 0; i < 10; ++i) {
-      Json j = c.receive_json_from();
+      Json j = c.receive_json_from(arrives);
       if (!j.contains("event") && j.value("type", "") != "ack") return j;
     }
     throw std::runtime_error("only notices and acks arrived");
@@ -57,7 +62,7 @@ struct ChatRoom : ::testing::Test {
   // A member's message and its ack, in either order: the ack goes straight
   // to the sender, the message through the channel layer.
   static std::pair<Json, Json> message_and_ack(WebsocketCommunicator& c) {
-    Json first = c.receive_json_from(), second = c.receive_json_from();
+    Json first = c.receive_json_from(arrives), second = c.receive_json_from(arrives);
     if (first.value("type", "") == "ack") std::swap(first, second);
     return {first, second};
   }
@@ -74,7 +79,7 @@ TEST_F(ChatRoom, HelloCarriesServerPresenceAndHistoryAndMessagesAreAcked) {
   EXPECT_EQ(hello["server"], "test-server");
   EXPECT_EQ(names(hello["online"]), (std::set<std::string>{"Alice"}));
   EXPECT_TRUE(hello["history"].empty());
-  EXPECT_EQ(alice->receive_json_from()["event"], "join");  // her own notice, through the group
+  EXPECT_EQ(alice->receive_json_from(arrives)["event"], "join");  // her own notice, through the group
 
   alice->send_json_to({{"message", "first"}, {"ref", 7}});
   auto [m, ack] = message_and_ack(*alice);
@@ -90,7 +95,7 @@ TEST_F(ChatRoom, HelloCarriesServerPresenceAndHistoryAndMessagesAreAcked) {
   ASSERT_EQ(hello["history"].size(), 1u);
   EXPECT_EQ(hello["history"][0]["message"], "first");
   EXPECT_EQ(hello["history"][0]["name"], "Alice");
-  Json notice = alice->receive_json_from();
+  Json notice = alice->receive_json_from(arrives);
   EXPECT_EQ(notice["event"], "join");
   EXPECT_EQ(notice["member"]["name"], "Bob");
   EXPECT_EQ(notice["message"], "Bob joined");
@@ -104,7 +109,7 @@ TEST_F(ChatRoom, NewcomerGetsTheLastFiftyMessagesOldestFirst) {
   hub->limits.burst = 1e6;
   auto alice = client();
   join(*alice, "Alice");
-  alice->receive_json_from();  // own join notice
+  alice->receive_json_from(arrives);  // own join notice
   for (int i = 1; i <= 60; ++i) {
     alice->send_json_to({{"message", "m" + std::to_string(i)}});
     message_and_ack(*alice);
@@ -122,10 +127,10 @@ TEST_F(ChatRoom, LeavingIsAnnouncedAndRemovedFromPresence) {
   join(*alice, "Alice");
   auto bob = client();
   join(*bob, "Bob", "bob-1");
-  while (alice->receive_json_from()["member"]["name"] != "Bob") {
+  while (alice->receive_json_from(arrives)["member"]["name"] != "Bob") {
   }
   bob->disconnect();
-  Json notice = alice->receive_json_from();
+  Json notice = alice->receive_json_from(arrives);
   EXPECT_EQ(notice["event"], "leave");
   EXPECT_EQ(notice["member"]["id"], "bob-1");
   EXPECT_EQ(notice["message"], "Bob left");
@@ -158,7 +163,7 @@ TEST_F(ChatRoom, MembersOfADeadProcessExpireAndTheRoomIsTold) {
   hub->start_heartbeat(layer, 100ms);
   auto alice = client();
   join(*alice, "Alice");
-  alice->receive_json_from();  // own join notice
+  alice->receive_json_from(arrives);  // own join notice
   // A member held by a process that died: nobody touches it any more.
   std::error_code ec;
   hub->store().touch({{"r", "ghost", "Ghost", "specific.dead!1"}}, 400ms, [&](std::error_code e, Json) { ec = e; });
@@ -176,22 +181,22 @@ TEST_F(ChatRoom, NamesAndMessagesAreCheckedWithClearErrors) {
   auto c = client();
   for (const std::string& bad : std::vector<std::string>{"", " Eve", "<b>Eve</b>", std::string(33, 'e'), "tab\there"}) {
     c->send_json_to({{"type", "join"}, {"name", bad}});
-    Json reply = c->receive_json_from();
+    Json reply = c->receive_json_from(arrives);
     EXPECT_EQ(reply["field"], "name") << bad;
     EXPECT_NE(reply["error"].get<std::string>().find("1 to 32 characters"), std::string::npos);
   }
   join(*c, "Zoë-Neil_2.0");
-  c->receive_json_from();  // own join notice
+  c->receive_json_from(arrives);  // own join notice
   c->send_json_to({{"message", std::string(2001, 'x')}});
-  EXPECT_NE(c->receive_json_from()["error"].get<std::string>().find("at most 2000 characters"), std::string::npos);
+  EXPECT_NE(c->receive_json_from(arrives)["error"].get<std::string>().find("at most 2000 characters"), std::string::npos);
   c->send_json_to({{"message", "   "}});
-  EXPECT_TRUE(c->receive_json_from().contains("error"));
+  EXPECT_TRUE(c->receive_json_from(arrives).contains("error"));
   c->send_json_to({{"message", std::string(2000, 'x')}});  // at the limit
   auto [m, ack] = message_and_ack(*c);
   EXPECT_EQ(m["message"].get<std::string>().size(), 2000u);
   EXPECT_EQ(ack["type"], "ack");
   c->send_json_to({{"type", "join"}, {"name", "Again"}});
-  EXPECT_NE(c->receive_json_from()["error"].get<std::string>().find("already joined"), std::string::npos);
+  EXPECT_NE(c->receive_json_from(arrives)["error"].get<std::string>().find("already joined"), std::string::npos);
 }
 
 TEST_F(ChatRoom, AFlooderIsWarnedThenClosedWith1008AndOthersCarryOn) {
@@ -227,7 +232,7 @@ TEST_F(ChatRoom, TheTutorialProtocolIsHeldToAMachinesPaceAndClosedIfItFloods) {
   auto bot = client();
   auto other = client();
   for (int i = 0; i < 100; ++i) bot->send_json_to({{"message", "m"}});
-  for (int i = 0; i < 100; ++i) ASSERT_EQ(other->receive_json_from(), (Json{{"message", "m"}})) << i;
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(other->receive_json_from(arrives), (Json{{"message", "m"}})) << i;
   for (int i = 0; i < 500 && bot->close_code() == 0; ++i) bot->send_json_to({{"message", "m"}});
   EXPECT_EQ(bot->close_code(), 1008);
   EXPECT_EQ(other->close_code(), 0);
