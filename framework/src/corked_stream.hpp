@@ -78,8 +78,13 @@ class CorkedStream {
     schedule_flush();
   }
 
+  /// Beast comes here only when it has handled every frame it buffered: the
+  /// replies to all of them are queued by now, so they leave at once rather
+  /// than waiting in the flush window (a closed-loop echo gets its answer in
+  /// the same turn; pipelined requests read together are answered together).
   template <class MutableBufferSequence, class ReadToken>
   auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
+    if (!state_->pending.empty()) flush(state_);
     return state_->next.async_read_some(buffers, std::forward<ReadToken>(token));
   }
 
