@@ -8,9 +8,18 @@
 // flush waits in a window: the window is flushed on the first turn in which
 // the loop ran nothing new (a quiet loop: no delay). On a busy loop, a
 // connection leaves the window on the second turn in which it got no new
-// frame (a closed-loop echo waits two turns), or after `max_delay`, or at
+// frame, or after `max_delay`, or at
 // once with more than `max_bytes` waiting. Under a fan-out, where a member
 // gets a frame every turn, its frames of several turns share one write.
+// (A connection's replies to what it read do not wait here: CorkedStream
+// flushes them when Beast goes back to the socket.)
+//
+// Why `max_delay` is 50 ms and not a couple: one turn of a fan-out to 1,000
+// members takes several milliseconds, so a 2 ms bound flushed every member
+// after each turn, one frame per write (measured: 21k deliveries/s; 50k at
+// 20 ms; 113k at 50 ms, with the burst's p99 latency falling from 9.4 s to
+// 1.7 s). Only a connection that got a new frame in every busy turn waits
+// that long; a quiet loop still flushes at once.
 
 #include <atomic>
 #include <chrono>
@@ -34,7 +43,7 @@ class Flushable {
 
 class FlushWindow {
  public:
-  static constexpr std::chrono::microseconds max_delay{2000};
+  static constexpr std::chrono::microseconds max_delay{50000};
   static constexpr std::size_t max_bytes = 64 * 1024;
 
   /// Adds `target` (not yet in a window) to this thread's window, opening
