@@ -1,29 +1,18 @@
 #include <channels/auth/signed_token.hpp>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/crypto.h>  // CRYPTO_memcmp
 
 #include <channels/log.hpp>
 
-#include "../redis/fernet.hpp"  // base64url
+#include "../crypto.hpp"
 
 namespace channels::auth {
 
 namespace {
 
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), out, &len))
-    throw std::runtime_error("HMAC-SHA256 failed");
-  return std::string(reinterpret_cast<char*>(out), len);
-}
-
 // Without '=' padding: '=' may not appear in a subprotocol name.
 std::string encode(std::string_view data) {
-  auto s = redis::base64url_encode(data);
+  auto s = detail::base64url_encode(data);
   while (!s.empty() && s.back() == '=') s.pop_back();
   return s;
 }
@@ -32,7 +21,7 @@ std::optional<std::string> decode(std::string_view text) {
   std::string padded(text);
   if (padded.find('=') != std::string::npos) return std::nullopt;
   padded.append((4 - padded.size() % 4) % 4, '=');
-  return redis::base64url_decode(padded);
+  return detail::base64url_decode(padded);
 }
 
 std::int64_t unix_seconds(Clock::time_point t) {
@@ -46,7 +35,7 @@ std::string sign_token(Json claims, std::string_view secret, std::chrono::second
   if (secret.size() < 16) throw std::invalid_argument("sign_token: use a secret of at least 16 random bytes");
   claims["exp"] = unix_seconds(now + ttl);
   auto body = encode(claims.dump());
-  return body + "." + encode(hmac_sha256(secret, body));
+  return body + "." + encode(detail::hmac_sha256(secret, body));
 }
 
 TokenCheck verify_token(std::string_view token, std::string_view secret, Clock::time_point now) {
@@ -58,7 +47,7 @@ TokenCheck verify_token(std::string_view token, std::string_view secret, Clock::
   }
   auto body = token.substr(0, dot);
   auto mac = decode(token.substr(dot + 1));
-  auto expected = hmac_sha256(secret, body);
+  auto expected = detail::hmac_sha256(secret, body);
   if (!mac || mac->size() != expected.size() || CRYPTO_memcmp(mac->data(), expected.data(), expected.size()) != 0) {
     r.error = "bad signature (tampered, or signed with another secret)";
     return r;

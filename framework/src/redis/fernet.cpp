@@ -1,5 +1,7 @@
 #include "fernet.hpp"
 
+#include "../crypto.hpp"
+
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -12,20 +14,15 @@
 
 namespace channels::redis {
 
+using detail::base64url_decode;
+using detail::base64url_encode;
+using detail::hmac_sha256;
+
 namespace {
 
 constexpr unsigned char version = 0x80;
 constexpr std::int64_t max_clock_skew = 60;  // seconds, as cryptography's Fernet
 constexpr std::size_t iv_bytes = 16, hmac_bytes = 32, header_bytes = 1 + 8 + iv_bytes;
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), out, &len))
-    throw std::runtime_error("HMAC-SHA256 failed");
-  return std::string(reinterpret_cast<char*>(out), len);
-}
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
 
@@ -51,33 +48,6 @@ std::int64_t unix_now() {
 }
 
 }  // namespace
-
-std::string base64url_encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return out;  // with '=' padding, as Python's urlsafe_b64encode
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  std::string in(text);
-  for (char& c : in) {
-    if (c == '-') c = '+';
-    else if (c == '_') c = '/';
-    else if (c == '+' || c == '/') return std::nullopt;  // not the URL-safe alphabet
-  }
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t pad = 0;
-  for (auto it = in.rbegin(); it != in.rend() && *it == '=' && pad < 2; ++it) ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
-}
 
 MultiFernet::MultiFernet(const std::vector<std::string>& keys) {
   if (keys.empty()) throw std::invalid_argument("MultiFernet needs at least one key");

@@ -37,7 +37,4 @@ class MultiFernet {
   std::vector<Key> keys_;
 };
 
-std::string base64url_encode(std::string_view data);
-std::optional<std::string> base64url_decode(std::string_view text);
-
 }  // namespace channels::redis
