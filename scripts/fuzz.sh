@@ -39,13 +39,17 @@ for t in "${targets[@]}"; do
        -print_final_stats=1 -artifact_prefix="$artifacts/$t-" "$corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     result=ok
   else
-    result="FAILED (see $log; the input is in $artifacts/)"
+    # What kind of failure: a sanitizer report, a leak, a hang, memory.
+    kind=$(grep -o -m1 -E "ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-z-]+|runtime error|ALARM: working on the last Unit|out-of-memory" "$log" || echo "exit status")
+    result="FAILED: $kind (see $log; the input is in $artifacts/)"
     status=1
-    grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -5 || true
+    grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$log" | head -5 || true
   fi
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  # A run that stopped on a crash prints no final stats: take the last status line.
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' ||
+          grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#' || echo "?")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
-  summary+=("$(printf '%-20s %-6s %10s execs  cov %s' "$t" "${result%% *}" "$execs" "$cov")")
+  summary+=("$(printf '%-20s %10s execs  cov %-6s %s' "$t" "${execs:-?}" "${cov:-?}" "$result")")
 done
 echo "== summary (${seconds} s each)"
 printf '%s\n' "${summary[@]}"

@@ -21,6 +21,8 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3 python3-websockets chromium
     # The deployment test: nginx in front of two chat processes (deploy/).
     nginx
+    # The TLS tests make a self-signed certificate with the openssl command.
+    openssl
     # Tests start their own redis-server on a free loopback port.
     redis-server
     # The peer for wire compatibility: Debian's Django Channels stack.

@@ -1,8 +1,11 @@
 // cppchannels-client URL: a terminal WebSocket client. Prints every message
 // the server sends, one per line, and sends each line typed (or piped in).
 // With --json each line goes out as {"message": LINE}, the chat's protocol.
+// wss:// URLs check the server's certificate against the system's CA store,
+// or the CAs in --ca-file; --insecure skips the check (test servers only).
 //
 //   cppchannels-client --json ws://127.0.0.1:8000/ws/chat/lobby/
+//   cppchannels-client --ca-file cert.pem wss://127.0.0.1:8443/ws/chat/lobby/
 
 #include <poll.h>
 #include <unistd.h>
@@ -45,12 +48,22 @@ int main(int argc, char** argv) {
   bool json = false;
   std::vector<std::string> headers, subprotocols;
   double linger = 1.0;
-  cli.add_option("url", url, "ws://host:port/path")->required();
+  std::string ca_file;
+  bool insecure = false;
+  cli.add_option("url", url, "ws://host:port/path, or wss://host:port/path for TLS")->required();
   cli.add_flag("--json", json, "Send each line as {\"message\": LINE}");
   cli.add_option("-H,--header", headers, "Extra request header, 'Name: value' (repeatable)");
   cli.add_option("--subprotocol", subprotocols, "Subprotocol to offer (repeatable)");
   cli.add_option("--linger", linger, "Seconds to keep printing after the input ends, then close")
       ->capture_default_str();
+  auto* ca = cli.add_option("--ca-file", ca_file,
+                            "wss://: trust the CA certificates in this PEM file instead of the system's "
+                            "(for a self-signed server, its certificate)")
+                 ->check(CLI::ExistingFile);
+  cli.add_flag("--insecure", insecure,
+               "wss://: do not verify the server's certificate (anyone on the path can read and change the "
+               "traffic: test servers only)")
+      ->excludes(ca);
   CLI11_PARSE(cli, argc, argv);
 
   channels::WebsocketClient::Options options;
@@ -65,6 +78,8 @@ int main(int argc, char** argv) {
     options.headers.emplace_back(h.substr(0, colon), value);
   }
   options.subprotocols = subprotocols;
+  options.tls_ca_file = ca_file;
+  options.tls_verify = !insecure;
 
   channels::WebsocketClient ws;
   auto hs = ws.connect(url, options);
@@ -75,6 +90,14 @@ int main(int argc, char** argv) {
                     : hs.status == 403 ? " (the consumer closed before accepting)"
                                        : "")
                 << "\n";
+    else if (!hs.certificate_error.empty())
+      std::cerr << "error: cannot connect to " << url << ": the server's TLS certificate failed verification ("
+                << hs.certificate_error << ")\n"
+                << (hs.certificate_error.find("mismatch") != std::string::npos
+                        ? "  it was issued for other names: use a host name or address that it names"
+                        : "  give the CA that signed it (for a self-signed server, the certificate itself) with "
+                          "--ca-file FILE.pem")
+                << ", or, for a test server only, skip the check with --insecure\n";
     else
       std::cerr << "error: cannot connect to " << url << ": " << hs.error << "\n";
     return 1;

@@ -178,10 +178,14 @@ class Loader {
     if (n["access_log"])
       o.access_log = scalar<std::string>(n["access_log"], "server.access_log", "a file name, or - for stdout");
     if (n["send_queue_policy"]) {
-      auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", "close or drop");
+      constexpr const char* allowed =
+          "close (close with 1008), close_try_again (close with 1013, Try Again Later) or drop (drop the message)";
+      auto p = scalar<std::string>(n["send_queue_policy"], "server.send_queue_policy", allowed);
       if (p == "close") o.send_queue_policy = SendQueuePolicy::close;
+      else if (p == "close_try_again") o.send_queue_policy = SendQueuePolicy::close_try_again;
       else if (p == "drop") o.send_queue_policy = SendQueuePolicy::drop;
-      else fail(n["send_queue_policy"], fmt::format("`server.send_queue_policy` must be close or drop, not '{}'", p));
+      else fail(n["send_queue_policy"], fmt::format("`server.send_queue_policy` must be {}, not '{}'{}", allowed, p,
+                                                     suggestion(p, {"close", "close_try_again", "drop"})));
     }
   }
 

@@ -166,12 +166,17 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                      consumer_->scope().path, client(), queued, drops_);
         return SendStatus::dropped;
       }
-      log().warn("{} {}: send queue full ({} bytes waiting): closing with 1008; the client is not reading",
-                 consumer_->scope().path, client(), queued);
+      // close: 1008, the client is treated as misbehaving; close_try_again:
+      // 1013, the condition is temporary and it may come back after a back-off.
+      bool try_again = server_.options.send_queue_policy == SendQueuePolicy::close_try_again;
+      int code = try_again ? close_code::try_again_later : close_code::policy_violation;
+      log().warn("{} {}: send queue full ({} bytes waiting): closing with {}; the client is not reading",
+                 consumer_->scope().path, client(), queued, code);
       // The client is not reading: what is queued would never arrive anyway.
       queue_.erase(queue_.begin() + (writing_ ? 1 : 0), queue_.end());
       recount();
-      close(close_code::policy_violation, "send queue overflow: the client is not reading");
+      close(code, try_again ? "send queue overflow: the client is not reading; try again later"
+                            : "send queue overflow: the client is not reading");
       return SendStatus::closed;
     }
     if (state_ == State::open && !compress_ && ws_.is_open()) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include <boost/asio/buffers_iterator.hpp>
 #include <boost/asio/connect.hpp>
@@ -354,15 +355,71 @@ TEST_P(NeverReaders, MemoryStaysBoundedAndReadersGetEveryMessage) {
   }
   EXPECT_LT(peak - baseline, max_growth) << "RSS grew from " << baseline / 1024 << " KiB to " << peak / 1024 << " KiB";
   EXPECT_GT(ts.server.stats().send_queue_drops, 0u);
-  if (GetParam() == SendQueuePolicy::close) {
-    // Every never-reader was closed with 1008 (the readers are still open).
+  if (GetParam() != SendQueuePolicy::drop) {
+    // Every never-reader was closed with 1008 (close) or 1013 (close_try_again);
+    // the readers are still open.
+    int expected = GetParam() == SendQueuePolicy::close ? 1008 : 1013;
     ASSERT_TRUE(eventually([&] { return disconnect_codes().size() == std::size_t{never_readers}; }, 10s));
-    for (int code : disconnect_codes()) EXPECT_EQ(code, 1008);
+    for (int code : disconnect_codes()) EXPECT_EQ(code, expected);
   } else {
     EXPECT_EQ(disconnect_codes().size(), 0u);
   }
   for (auto& c : good) EXPECT_TRUE(c.is_open());
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, NeverReaders, ::testing::Values(SendQueuePolicy::drop, SendQueuePolicy::close),
-                         [](const auto& info) { return info.param == SendQueuePolicy::drop ? "Drop" : "Close"; });
+INSTANTIATE_TEST_SUITE_P(Policies, NeverReaders,
+                         ::testing::Values(SendQueuePolicy::drop, SendQueuePolicy::close,
+                                           SendQueuePolicy::close_try_again),
+                         [](const auto& info) {
+                           return info.param == SendQueuePolicy::drop    ? "Drop"
+                                  : info.param == SendQueuePolicy::close ? "Close"
+                                                                         : "CloseTryAgain";
+                         });
+
+// What a client that falls behind sees on the wire with each closing policy:
+// the messages queued before the overflow, then a close frame with the code
+// and a reason. Here the overflow comes from one burst larger than the queue,
+// sent on the consumer's strand, so it does not depend on timing.
+struct Burst : WebsocketConsumer {
+  void on_receive(std::string_view t) override {
+    int n = std::stoi(std::string(t));
+    for (int i = 0; i < n; ++i) {
+      std::string m = std::to_string(i) + ":";
+      m.resize(8 * 1024, 'x');
+      send(m);
+    }
+  }
+  void on_disconnect(int code) override {
+    std::lock_guard l(codes_mutex);
+    codes.push_back(code);
+  }
+};
+
+TEST_F(Limits, AClientPastTheSendQueueReadsWhatCameBeforeThenTheCloseCode) {
+  for (auto [policy, code, reason] : {std::tuple{SendQueuePolicy::close, 1008, "the client is not reading"},
+                                      std::tuple{SendQueuePolicy::close_try_again, 1013, "try again later"}}) {
+    SCOPED_TRACE(code);
+    reset_record();
+    auto o = TestServer::defaults();
+    o.send_queue_max_bytes = 64 * 1024;
+    o.send_queue_policy = policy;
+    TestServer ts(std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+                      {"websocket", std::make_shared<URLRouter>(std::vector<Route>{path("burst/", as_app<Burst>())})}}),
+                  o);
+    WebsocketClient c;
+    ASSERT_TRUE(c.connect(ts.url("/burst/")).accepted);
+    c.send("100");  // 800 KiB at once into a 64 KiB queue
+    int got = 0;
+    while (auto m = c.receive(5s)) {
+      ASSERT_EQ(m->data.rfind(std::to_string(got) + ":", 0), 0u) << "in order, none skipped";
+      ++got;
+    }
+    EXPECT_GT(got, 0);
+    EXPECT_LT(got, 100);
+    EXPECT_FALSE(c.is_open());
+    EXPECT_EQ(c.close_code(), code);
+    EXPECT_NE(c.close_reason().find(reason), std::string::npos) << c.close_reason();
+    ASSERT_TRUE(eventually([] { return disconnect_codes().size() == 1; }));
+    EXPECT_EQ(disconnect_codes()[0], code);
+  }
+}

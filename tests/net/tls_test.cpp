@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -198,5 +199,143 @@ TEST_F(Tls, RoutingYamlTlsSectionResolvesPathsAndChecksThem) {
     FAIL() << "a missing certificate file must stop start-up";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("routing.yaml:2: `tls.cert`: no such file"), std::string::npos) << e.what();
+  }
+}
+
+// ---- channels::WebsocketClient over wss:// ----
+
+namespace {
+
+std::string wss_url(const testing_support::TestServer& ts, std::string_view host, std::string_view path) {
+  return "wss://" + std::string(host) + ":" + std::to_string(ts.server.port()) + std::string(path);
+}
+
+WebsocketClient::Options trusting_options(const SelfSigned& certs) {
+  WebsocketClient::Options o;
+  o.tls_ca_file = certs.cert.string();
+  o.timeout = 5s;
+  return o;
+}
+
+}  // namespace
+
+TEST_F(Tls, WebsocketClientSpeaksWssWhenGivenTheCertificateAsItsCa) {
+  testing_support::TestServer ts(app(), tls_options(certs));
+  WebsocketClient c;
+  auto hs = c.connect(wss_url(ts, "127.0.0.1", "/echo/"), trusting_options(certs));
+  ASSERT_TRUE(hs.accepted) << hs.error;
+  EXPECT_EQ(hs.status, 101);
+  EXPECT_EQ(hs.certificate_error, "");
+  for (std::string text : {std::string("hello"), std::string(100'000, 'x')}) {  // one record, and many
+    c.send(text);
+    auto m = c.receive(5s);
+    ASSERT_TRUE(m);
+    EXPECT_FALSE(m->binary);
+    EXPECT_EQ(m->data, text + " over wss");
+  }
+  c.close(1000);
+  EXPECT_FALSE(c.is_open());
+  EXPECT_EQ(c.close_code(), 1000);
+
+  // The same client object connects again (a new TLS session).
+  ASSERT_TRUE(c.connect(wss_url(ts, "127.0.0.1", "/echo/"), trusting_options(certs)).accepted);
+  c.send("again");
+  auto m = c.receive(5s);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data, "again over wss");
+}
+
+TEST_F(Tls, WebsocketClientRefusesACertificateItDoesNotTrustAndSaysWhatToDo) {
+  testing_support::TestServer ts(app(), tls_options(certs));
+  WebsocketClient c;
+  WebsocketClient::Options o;  // verification on, the system's CA store: it does not know this certificate
+  o.timeout = 5s;
+  auto hs = c.connect(wss_url(ts, "127.0.0.1", "/echo/"), o);
+  EXPECT_FALSE(hs.accepted);
+  EXPECT_EQ(hs.status, 0);  // refused before any HTTP
+  EXPECT_FALSE(c.is_open());
+  // OpenSSL 3 says "self-signed certificate", 1.1 "self signed certificate".
+  EXPECT_NE(hs.certificate_error.find("self"), std::string::npos) << hs.certificate_error;
+  EXPECT_NE(hs.error.find("TLS certificate verification failed for 127.0.0.1"), std::string::npos) << hs.error;
+  EXPECT_NE(hs.error.find("tls_ca_file"), std::string::npos) << hs.error;
+  EXPECT_NE(hs.error.find("tls_verify = false"), std::string::npos) << hs.error;
+}
+
+TEST_F(Tls, WebsocketClientChecksTheNameInTheCertificate) {
+  // Trusted, but issued for the address 127.0.0.1, not the name localhost.
+  testing_support::TestServer ts(app(), tls_options(certs));
+  WebsocketClient c;
+  auto hs = c.connect(wss_url(ts, "localhost", "/echo/"), trusting_options(certs));
+  EXPECT_FALSE(hs.accepted);
+  EXPECT_NE(hs.certificate_error.find("mismatch"), std::string::npos) << hs.certificate_error;
+  EXPECT_NE(hs.error.find("verification failed for localhost"), std::string::npos) << hs.error;
+  EXPECT_NE(hs.error.find("issued for other names"), std::string::npos) << hs.error;
+}
+
+TEST_F(Tls, WebsocketClientWithVerificationOffAcceptsAnyCertificate) {
+  testing_support::TestServer ts(app(), tls_options(certs));
+  WebsocketClient::Options o;
+  o.tls_verify = false;
+  o.timeout = 5s;
+  for (auto host : {"127.0.0.1", "localhost"}) {  // neither the chain nor the name is checked
+    WebsocketClient c;
+    auto hs = c.connect(wss_url(ts, host, "/echo/"), o);
+    ASSERT_TRUE(hs.accepted) << host << ": " << hs.error;
+    c.send("unchecked");
+    auto m = c.receive(5s);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->data, "unchecked over wss");
+  }
+}
+
+TEST_F(Tls, WebsocketClientExplainsAMissingCaFileAndAPlainServer) {
+  testing_support::TestServer tls_server(app(), tls_options(certs));
+  WebsocketClient c;
+  WebsocketClient::Options o;
+  o.tls_ca_file = (certs.dir / "no-such-ca.pem").string();
+  auto hs = c.connect(wss_url(tls_server, "127.0.0.1", "/echo/"), o);
+  EXPECT_FALSE(hs.accepted);
+  EXPECT_NE(hs.error.find("cannot load CA certificates from"), std::string::npos) << hs.error;
+
+  testing_support::TestServer plain(app());  // wss:// to a ws:// server: a clear error, no hang
+  auto start = std::chrono::steady_clock::now();
+  hs = c.connect(wss_url(plain, "127.0.0.1", "/echo/"), trusting_options(certs));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
+  EXPECT_FALSE(hs.accepted);
+  EXPECT_EQ(hs.certificate_error, "");
+  EXPECT_NE(hs.error.find("TLS handshake with 127.0.0.1:"), std::string::npos) << hs.error;
+  EXPECT_NE(hs.error.find("use ws://"), std::string::npos) << hs.error;
+}
+
+// SNI: a bare TLS listener records the server name the client sends. A host
+// name goes out as SNI; an IP address does not (RFC 6066 section 3).
+TEST_F(Tls, WebsocketClientSendsTheHostNameAsSni) {
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.use_certificate_chain_file(certs.cert.string());
+  ctx.use_private_key_file(certs.key.string(), asio::ssl::context::pem);
+  static std::string seen;
+  SSL_CTX_set_tlsext_servername_callback(ctx.native_handle(), +[](SSL* ssl, int*, void*) {
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    seen = name ? name : "(none)";
+    return SSL_TLSEXT_ERR_OK;
+  });
+  tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  auto port = acceptor.local_endpoint().port();
+  for (auto [host, expected] : {std::pair{"localhost", "localhost"}, std::pair{"127.0.0.1", "(none)"}}) {
+    seen.clear();
+    std::thread server([&] {
+      asio::ssl::stream<tcp::socket> s(acceptor.accept(), ctx);
+      boost::system::error_code ec;
+      s.handshake(asio::ssl::stream_base::server, ec);
+      s.lowest_layer().close(ec);  // no HTTP: the client's handshake fails after TLS
+    });
+    WebsocketClient c;
+    WebsocketClient::Options o;
+    o.tls_verify = false;
+    o.timeout = 5s;
+    EXPECT_FALSE(c.connect("wss://" + std::string(host) + ":" + std::to_string(port) + "/", o).accepted);
+    server.join();
+    EXPECT_EQ(seen, expected) << host;
   }
 }

@@ -177,10 +177,22 @@ TEST(ConfigErrors, BadValuesSayWhatIsExpected) {
   EXPECT_CONTAINS(error_of("server:\n  port: 70000\n"), "from 0 to 65535");
   EXPECT_CONTAINS(error_of("server:\n  idle_timeout: soon\n"), "a number of seconds");
   EXPECT_CONTAINS(error_of("server:\n  max_message_bytes: 1 parsec\n"), "unknown unit 'parsec'");
-  EXPECT_CONTAINS(error_of("server:\n  send_queue_policy: explode\n"), "close or drop");
+  // The error names every allowed value.
+  for (auto allowed : {"close (close with 1008)", "close_try_again (close with 1013", "drop"})
+    EXPECT_CONTAINS(error_of("server:\n  send_queue_policy: explode\n"), allowed);
+  EXPECT_CONTAINS(error_of("server:\n  send_queue_policy: explode\n"), "routing.yaml:2:");
+  EXPECT_CONTAINS(error_of("server:\n  send_queue_policy: close_try_agin\n"), "did you mean 'close_try_again'?");
   EXPECT_CONTAINS(error_of("channel_layer:\n  backend: memroy\n"), "did you mean 'memory'?");
   EXPECT_CONTAINS(error_of("channel_layer:\n  capacity: 0\n"), "at least 1");
   EXPECT_CONTAINS(error_of("server: 5\n"), "`server` must be a mapping");
+}
+
+TEST(Config, SendQueuePolicyTakesEachValue) {
+  EXPECT_EQ(parse("server:\n  send_queue_policy: close\n").server.send_queue_policy, SendQueuePolicy::close);
+  EXPECT_EQ(parse("server:\n  send_queue_policy: drop\n").server.send_queue_policy, SendQueuePolicy::drop);
+  EXPECT_EQ(parse("server:\n  send_queue_policy: close_try_again\n").server.send_queue_policy,
+            SendQueuePolicy::close_try_again);
+  EXPECT_EQ(parse("server: {}\n").server.send_queue_policy, SendQueuePolicy::close);  // the default
 }
 
 TEST(ConfigErrors, MissingFileSaysHowToPointElsewhere) {

@@ -6,6 +6,11 @@
 //   ws.connect("ws://127.0.0.1:8000/ws/echo/");
 //   ws.send("hi");
 //   auto reply = ws.receive();   // {text, "hi"}
+//
+// wss:// URLs use TLS (1.2 and later, OpenSSL) with the host name sent as
+// SNI, and check the server's certificate by default: its chain against the
+// system's CA store (or Options::tls_ca_file), and its name against the
+// URL's host (a DNS name or an IP address).
 
 #include <chrono>
 #include <memory>
@@ -27,6 +32,10 @@ struct HandshakeResult {
   int status = 0;            // HTTP status: 101 if accepted, else the refusal (403, 404...)
   std::string subprotocol;   // the one the server chose, if any
   std::string error;         // why it failed, if it did not get a response
+  /// wss:// only: why the server's certificate failed verification, like
+  /// "self-signed certificate" or "IP address mismatch" (empty if it did
+  /// not); `error` then says that and what to do.
+  std::string certificate_error;
 };
 
 class WebsocketClient {
@@ -36,6 +45,14 @@ class WebsocketClient {
     std::vector<std::string> subprotocols;
     std::chrono::milliseconds timeout{10'000};
     std::size_t max_message_bytes = 64 * 1024 * 1024;
+    /// wss:// only: CA certificates to trust (a PEM file, one or more
+    /// certificates) instead of the system's store. For a server with a
+    /// self-signed certificate, that certificate itself.
+    std::string tls_ca_file;
+    /// wss:// only: false skips every check of the server's certificate
+    /// (chain and name). Anyone on the path can then read and change the
+    /// traffic: for tests and development servers only.
+    bool tls_verify = true;
   };
 
   WebsocketClient();
@@ -43,8 +60,9 @@ class WebsocketClient {
   WebsocketClient(WebsocketClient&&) noexcept;
   WebsocketClient& operator=(WebsocketClient&&) noexcept;
 
-  /// Connects to ws://host:port/path?query. Never throws for a refusal:
-  /// the result says what the server answered.
+  /// Connects to ws://host:port/path?query or wss://host:port/path?query
+  /// (ports 80 and 443 when omitted). Never throws for a refusal: the result
+  /// says what the server answered, or why there was no answer.
   HandshakeResult connect(std::string_view url, Options options);
   HandshakeResult connect(std::string_view url);
 

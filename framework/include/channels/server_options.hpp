@@ -11,7 +11,14 @@ namespace channels {
 
 /// What to do with a message for a client whose send queue is full (a client
 /// that does not read): close it, or drop the message and count it.
-enum class SendQueuePolicy { close, drop };
+///   close            close with 1008 (Policy Violation): the client is treated
+///                    as misbehaving, and should not simply come back
+///   close_try_again  close with 1013 (Try Again Later): the condition is
+///                    temporary (a slow link, a burst, a tab in the
+///                    background), and a client that reconnects after a
+///                    back-off is welcome; what it missed is gone either way
+///   drop             keep the connection, drop the new message (counted)
+enum class SendQueuePolicy { close, drop, close_try_again };
 
 /// permessage-deflate (RFC 7692), used when enabled here and the client offers
 /// it. Each compressing connection holds a zlib deflate state of
@@ -42,7 +49,7 @@ struct ServerOptions {
   /// reading does not. With the write in progress (at most one earlier
   /// queue's worth), a connection holds at most about twice this.
   std::size_t send_queue_max_bytes = 4 * 1024 * 1024;
-  SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008
+  SendQueuePolicy send_queue_policy = SendQueuePolicy::close;  // close: 1008, close_try_again: 1013
   std::chrono::milliseconds drain_timeout{5'000};  // on SIGINT/SIGTERM
   /// Connections (HTTP and WebSocket) served at once; beyond, a request or
   /// handshake gets 503 with Retry-After. 0: the open-file limit less a
