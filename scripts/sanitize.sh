@@ -34,7 +34,19 @@ run() {  # sanitizer, build dir
   echo "== $1: building in $2"
   BUILD_DIR=$2 BUILD_TYPE=RelWithDebInfo scripts/build.sh -DCHANNELS_SANITIZE="$1"
   echo "== $1: testing"
-  (cd "$2" && ctest --output-on-failure --parallel 2 --timeout 600 -E "$exclude_regex" "${ctest_args[@]}")
+  # Every report also goes to a file: the Python and Node tests start the
+  # instrumented chat server themselves and do not all look at how it exited.
+  local reports=$PWD/$2/sanitizer-reports status=0
+  rm -rf "$reports" && mkdir -p "$reports"
+  (cd "$2" && ASAN_OPTIONS=$ASAN_OPTIONS:log_path=$reports/asan UBSAN_OPTIONS=$UBSAN_OPTIONS:log_path=$reports/ubsan \
+    TSAN_OPTIONS=$TSAN_OPTIONS:log_path=$reports/tsan \
+    ctest --output-on-failure --parallel 2 --timeout 600 -E "$exclude_regex" "${ctest_args[@]}") || status=$?
+  if compgen -G "$reports/*" >/dev/null; then
+    echo "== $1: sanitizer reports (in $reports):"
+    for f in "$reports"/*; do echo "--- $f"; cat "$f"; done
+    status=1
+  fi
+  return $status
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
