@@ -2,7 +2,7 @@
 
 namespace channels::detail {
 
-thread_local const MessagePtr* Delivery::current_ = nullptr;
+constinit thread_local const MessagePtr* Delivery::current_ = nullptr;
 
 namespace {
 

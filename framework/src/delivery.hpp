@@ -31,7 +31,12 @@ class Delivery {
   static std::shared_ptr<const std::string> shared_payload(std::string_view text);
 
  private:
-  static thread_local const MessagePtr* current_;
+  // constinit: other translation units then read the variable directly.
+  // Without it GCC calls a TLS init function if one is linked in and checks
+  // the variable's address for null (-fsanitize=null) with flags that the
+  // linker's TLS relaxation (add -> lea) leaves stale: UBSan reported a
+  // store to a null pointer here.
+  static constinit thread_local const MessagePtr* current_;
   const MessagePtr* previous_;
 };
 

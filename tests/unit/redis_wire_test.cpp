@@ -91,6 +91,7 @@ TEST(RedisWire, MemberRoundTripAndRandomPrefix) {
   auto a = make_member(body, nullptr), b = make_member(body, nullptr);
   ASSERT_EQ(a.size(), body.size() + 12);
   EXPECT_NE(a.substr(0, 12), b.substr(0, 12));  // equal messages stay distinct members
+  EXPECT_NE(a.substr(8, 4), b.substr(8, 4));    // the last 4 prefix bytes are random too
   std::string error;
   auto d = read_member(a, nullptr, 70, error);
   ASSERT_TRUE(d) << error;

@@ -176,7 +176,7 @@ std::string make_member(std::string_view body, const MultiFernet* crypter) {
   std::string member(random_prefix_bytes, '\0');
   std::uint64_t a = rng(), b = rng();
   for (std::size_t i = 0; i < 8; ++i) member[i] = static_cast<char>((a >> (8 * i)) & 0xFF);
-  for (std::size_t i = 8; i < random_prefix_bytes; ++i) member[i] = static_cast<char>((b >> (8 * i)) & 0xFF);
+  for (std::size_t i = 8; i < random_prefix_bytes; ++i) member[i] = static_cast<char>((b >> (8 * (i - 8))) & 0xFF);
   if (crypter)
     member += crypter->encrypt(body);
   else
