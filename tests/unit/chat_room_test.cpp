@@ -55,7 +55,7 @@ struct ChatRoom : ::testing::Test {
   // goes to the group, so a connection opened right after the hello may
   // still hear it (as a not-yet-joined client); read it first.
   static void own_join_notice(WebsocketCommunicator& c) {
-    EXPECT_EQ(c.receive_json_from().value("event", ""), "join");
+    EXPECT_EQ(c.receive_json_from(arrives).value("event", ""), "join");
   }
   // The next chat message (not a notice, not an ack).
   static Json next_non_notice(WebsocketCommunicator& c) {
