@@ -13,6 +13,8 @@
 #include <channels/log.hpp>
 #include <channels/run_blocking.hpp>
 
+#include "json_frame.hpp"
+
 namespace channels {
 
 namespace net = boost::asio;
@@ -153,12 +155,12 @@ awaitable<SendStatus> AsyncJsonWebsocketConsumer::send_json(Json content) {
 }
 
 awaitable<void> AsyncJsonWebsocketConsumer::receive(std::string text) {
-  Json content = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (content.is_discarded()) {
-    close(close_code::invalid_payload, "invalid JSON: expected one JSON value per text frame");
+  detail::JsonFrame frame = detail::parse_json_frame(text, json_max_depth);
+  if (frame.close_code) {
+    close(frame.close_code, frame.reason);
     co_return;
   }
-  co_await receive_json(std::move(content));
+  co_await receive_json(std::move(frame.content));
 }
 
 awaitable<void> AsyncJsonWebsocketConsumer::receive_bytes(std::string) {

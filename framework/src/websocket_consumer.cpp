@@ -4,6 +4,7 @@
 #include <channels/log.hpp>
 
 #include "delivery.hpp"
+#include "json_frame.hpp"
 
 namespace channels {
 
@@ -58,12 +59,12 @@ void JsonWebsocketConsumer::on_receive_json(const Json&) {}
 SendStatus JsonWebsocketConsumer::send_json(const Json& content) { return send(content.dump()); }
 
 void JsonWebsocketConsumer::on_receive(std::string_view text) {
-  Json content = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (content.is_discarded()) {
-    close(close_code::invalid_payload, "invalid JSON: expected one JSON value per text frame");
+  detail::JsonFrame frame = detail::parse_json_frame(text, json_max_depth);
+  if (frame.close_code) {
+    close(frame.close_code, frame.reason);
     return;
   }
-  on_receive_json(content);
+  on_receive_json(frame.content);
 }
 
 void JsonWebsocketConsumer::on_receive_bytes(std::string_view) {

@@ -79,6 +79,31 @@ TEST_F(ChatApp, InvalidJsonClosesWith1007AndBinaryWith1003) {
   EXPECT_EQ(Json::parse(m->data)["message"], "ok");
 }
 
+// Copying or dumping a JSON value recurses once per level: a deep `ref`
+// (which the chat copies into its reply) must be refused, not crash the server.
+TEST_F(ChatApp, DeeplyNestedJsonClosesWith1009AndTheServerCarriesOn) {
+  auto with_ref = [](int levels) {
+    return R"({"message": "hi", "ref": )" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  WebsocketClient deep, fine, later;
+  ASSERT_TRUE(deep.connect(server->url("/ws/chat/nest/")).accepted);
+  ASSERT_TRUE(fine.connect(server->url("/ws/chat/nest/")).accepted);
+  deep.send(with_ref(200'000));
+  EXPECT_FALSE(deep.receive());
+  EXPECT_EQ(deep.close_code(), 1009);
+  EXPECT_NE(deep.close_reason().find("nested too deeply"), std::string::npos) << deep.close_reason();
+  // At the limit (the object and 127 arrays): accepted.
+  fine.send(with_ref(127));
+  auto m = fine.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Json::parse(m->data)["message"], "hi");
+  ASSERT_TRUE(later.connect(server->url("/ws/chat/nest/")).accepted);
+  later.send(R"({"message": "still here"})");
+  m = later.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(Json::parse(m->data)["message"], "still here");
+}
+
 TEST_F(ChatApp, BadRoomNameIsRefusedWith403) {
   WebsocketClient c;
   auto r = c.connect(server->url("/ws/chat/bad%20room/"));

@@ -123,6 +123,10 @@ class AsyncJsonWebsocketConsumer : public AsyncWebsocketConsumer {
 
   awaitable<void> receive(std::string text) override;
   awaitable<void> receive_bytes(std::string bytes) override;
+
+ protected:
+  /// As JsonWebsocketConsumer::json_max_depth: deeper frames close with 1009.
+  std::size_t json_max_depth = 128;
 };
 
 }  // namespace channels

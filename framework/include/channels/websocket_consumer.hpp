@@ -70,8 +70,9 @@ class WebsocketConsumer : public Consumer {
 
 /// Speaks JSON: each text frame is parsed and handed to on_receive_json.
 /// A frame that is not valid JSON closes the connection with 1007 (invalid
-/// payload data) and a reason naming the parse error; a binary frame closes
-/// it with 1003 (unsupported data).
+/// payload data) and a reason naming the parse error; arrays and objects
+/// nested deeper than `json_max_depth` close it with 1009 (too big) before
+/// parsing; a binary frame closes it with 1003 (unsupported data).
 class JsonWebsocketConsumer : public WebsocketConsumer {
  public:
   virtual void on_receive_json(const Json& content);
@@ -79,6 +80,12 @@ class JsonWebsocketConsumer : public WebsocketConsumer {
 
   void on_receive(std::string_view text) override;
   void on_receive_bytes(std::string_view bytes) override;
+
+ protected:
+  /// Copying, comparing and dumping a JSON value recurse once per level, so
+  /// a client's `[[[[...` is refused at this depth rather than let overflow
+  /// the stack later. Raise it in the constructor if the app needs more.
+  std::size_t json_max_depth = 128;
 };
 
 }  // namespace channels
