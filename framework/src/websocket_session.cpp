@@ -373,6 +373,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       // Too big: say so with 1009 and stop reading; the closing handshake
       // reads (and discards) the rest, so the client can see the close frame.
       buffer_.consume(buffer_.size());
+      buffer_.shrink_to_fit();
       if (state_ == State::open) close(close_code::too_big, "message too big");
       return;
     }
@@ -393,6 +394,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       });
     }
     buffer_.consume(buffer_.size());
+    // The buffer grew to hold the whole message: a connection that once got
+    // a large one must not keep that much memory for as long as it lives.
+    if (buffer_.capacity() > kept_read_buffer) buffer_.shrink_to_fit();
     read();
   }
 
@@ -550,6 +554,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   bool reading_ = false;
   bool compress_ = false;
   static constexpr std::size_t read_chunk = 64 * 1024;
+  // What a read buffer may keep between messages (Beast reads at most
+  // 1,536 bytes at a time into an empty one).
+  static constexpr std::size_t kept_read_buffer = 16 * 1024;
 };
 
 void WsTransport::accept(std::string subprotocol) {

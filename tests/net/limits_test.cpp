@@ -1,6 +1,6 @@
 // Limits and abuse, over real sockets: connection caps (503 and 429), a
 // slowloris client, idle peers and keep-alive pings, and clients that never
-// read sitting on a busy room.
+// read sitting on a busy room, and what a large message leaves behind.
 
 #include <atomic>
 #include <fstream>
@@ -17,6 +17,7 @@
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <poll.h>
 
 #include "test_server.hpp"
@@ -422,4 +423,48 @@ TEST_F(Limits, AClientPastTheSendQueueReadsWhatCameBeforeThenTheCloseCode) {
     ASSERT_TRUE(eventually([] { return disconnect_codes().size() == 1; }));
     EXPECT_EQ(disconnect_codes()[0], code);
   }
+}
+
+namespace {
+
+// Bytes malloc has handed out and not taken back, heap and mmapped alike:
+// unlike RSS, it does not depend on what the allocator returns to the system.
+std::size_t heap_in_use() {
+  struct mallinfo2 mi = ::mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+std::atomic<int> quiet_received{0};
+struct Quiet : WebsocketConsumer {
+  void on_connect() override { accept(); }
+  void on_receive(std::string_view) override { ++quiet_received; }
+};
+
+}  // namespace
+
+TEST_F(Limits, ALargeMessageDoesNotKeepItsReadBufferOnTheConnection) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's allocator keeps its own books: mallinfo2 does not see them";
+#endif
+  quiet_received = 0;
+  auto o = TestServer::defaults();
+  o.threads = 1;
+  TestServer ts(std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+                    {"websocket", std::make_shared<URLRouter>(std::vector<Route>{path("quiet/", as_app<Quiet>())})}}),
+                o);
+  constexpr int clients = 40;
+  constexpr std::size_t big = 900 * 1024;  // under max_message_bytes (1 MiB)
+  std::vector<WebsocketClient> ws(clients);
+  for (auto& c : ws) ASSERT_TRUE(c.connect(ts.url("/quiet/")).accepted);
+  const std::string payload(big, 'x');
+  const std::size_t before = heap_in_use();
+  for (auto& c : ws) c.send(payload);
+  ASSERT_TRUE(eventually([] { return quiet_received == clients; }, 30s)) << quiet_received;
+  // Each connection read 900 KiB into its buffer; what is left held once
+  // the messages are handled, with all 40 connections still open, must be
+  // far less than 40 such buffers (36 MiB).
+  const std::size_t after = heap_in_use();
+  EXPECT_LT(after > before ? after - before : 0, 4u * 1024 * 1024)
+      << "heap in use grew from " << before / 1024 << " KiB to " << after / 1024 << " KiB";
+  for (auto& c : ws) EXPECT_TRUE(c.is_open());
 }
