@@ -294,9 +294,8 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     if (buffer_.size())
       log().debug("{} bytes after the upgrade request were sent early; the client is not waiting for 101",
                   buffer_.size());
-    start_websocket_session(server_, std::move(stream_), std::move(request_), std::move(scope),
+    start_websocket_session(server_, this, std::move(stream_), std::move(request_), std::move(scope),
                             std::move(consumer));
-    server_.remove(this);
   }
 
   void dispatch_http() {

@@ -189,8 +189,6 @@ ServerImpl::Admission ServerImpl::add(Session* s, std::weak_ptr<Session> w, cons
   auto [it, fresh] = sessions.try_emplace(s, Entry{std::move(w), client});
   std::size_t from_client = 0;
   if (fresh && !client.empty()) from_client = ++per_client[client];
-  // An upgrade hands its connection from the HTTP session to a WebSocket
-  // session: for a moment both are registered, which errs on the safe side.
   if (sessions.size() > options.max_connections) return Admission::server_full;
   if (options.max_connections_per_ip && from_client > options.max_connections_per_ip)
     return Admission::client_full;
@@ -206,6 +204,16 @@ void ServerImpl::remove(Session* s) {
     if (c != per_client.end() && --c->second == 0) per_client.erase(c);
   }
   sessions.erase(it);
+}
+
+void ServerImpl::hand_over(Session* from, Session* to, std::weak_ptr<Session> w) {
+  std::lock_guard lock(mutex);
+  std::string client;  // empty if `from` is gone: then `to` is not in a per-client count either
+  if (auto it = sessions.find(from); it != sessions.end()) {
+    client = std::move(it->second.client);
+    sessions.erase(it);
+  }
+  sessions.try_emplace(to, Entry{std::move(w), std::move(client)});
 }
 
 std::size_t ServerImpl::session_count() {

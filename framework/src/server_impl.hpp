@@ -64,6 +64,11 @@ struct ServerImpl {
   /// Registers a live connection; `client` is its address, for the per-IP count.
   Admission add(Session* s, std::weak_ptr<Session> w, const std::string& client = {});
   void remove(Session* s);
+  /// An upgrade: the WebSocket session `to` takes the HTTP session's place
+  /// and its count in one step, so that a connection is never counted twice
+  /// (which refused a client's next connection at its per-address limit)
+  /// nor missing.
+  void hand_over(Session* from, Session* to, std::weak_ptr<Session> w);
   std::size_t session_count();
 
   ServerOptions options;

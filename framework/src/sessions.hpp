@@ -21,9 +21,10 @@ using Request = http::request<http::string_body>;
 /// Fills what every scope has from the request and the socket.
 Scope make_scope(const Request& req, const ServerStream& stream, std::string type);
 
-/// Takes over an upgraded connection: runs on_connect, then the handshake
-/// (or its refusal), then the WebSocket.
-void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
+/// Takes over an upgraded connection from the HTTP session `from` (and its
+/// place in the server's connection counts): runs on_connect, then the
+/// handshake (or its refusal), then the WebSocket.
+void start_websocket_session(ServerImpl& server, Session* from, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer);
 
 /// root_path, and the client and scheme from a trusted proxy's headers.

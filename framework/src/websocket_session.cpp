@@ -61,8 +61,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     server_.remove(this);
   }
 
-  void start() {
-    server_.add(this, weak_from_this(), consumer_->scope().client.host);
+  void start(Session* from) {
+    server_.hand_over(from, this, weak_from_this());
     ConsumerAccess::set_owner(*consumer_, weak_from_this());
     ConsumerAccess::set_transport(*consumer_, std::make_shared<WsTransport>(weak_from_this()));
     net::dispatch(strand_, [self = shared_from_this()] { self->connect(); });
@@ -572,11 +572,11 @@ void WsTransport::close(int code, std::string reason) {
 
 }  // namespace
 
-void start_websocket_session(ServerImpl& server, ServerStream stream, Request req, Scope scope,
+void start_websocket_session(ServerImpl& server, Session* from, ServerStream stream, Request req, Scope scope,
                              std::unique_ptr<Consumer> consumer) {
   std::make_shared<WebsocketSession>(server, std::move(stream), std::move(req), std::move(scope),
                                      std::move(consumer))
-      ->start();
+      ->start(from);
 }
 
 }  // namespace channels::detail

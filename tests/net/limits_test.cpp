@@ -213,6 +213,31 @@ TEST_F(Limits, BeyondMaxConnectionsPerIpThatAddressGets429AndOthersStillConnect)
   EXPECT_EQ(connects, 3);
 }
 
+// An upgrade hands the connection from the HTTP session to the WebSocket
+// session. Both used to be counted for a moment, so a client that opened its
+// next connection at once, while the first one's on_connect was still
+// running, was refused with 429 one below its limit.
+struct SlowToFinishConnect : WebsocketConsumer {
+  void on_connect() override {
+    accept();
+    std::this_thread::sleep_for(300ms);  // the 101 is on its way meanwhile
+  }
+};
+
+TEST_F(Limits, AnUpgradeCountsOnceAgainstThePerAddressLimit) {
+  auto o = TestServer::defaults();
+  o.max_connections_per_ip = 2;
+  TestServer ts(std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+                    {"websocket", std::make_shared<URLRouter>(std::vector<Route>{
+                                      path("slow/", as_app<SlowToFinishConnect>()), path("echo/", as_app<Echo>())})}}),
+                o);
+  WebsocketClient first, second, third;
+  ASSERT_TRUE(first.connect(ts.url("/slow/")).accepted);
+  auto r = second.connect(ts.url("/echo/"));
+  EXPECT_TRUE(r.accepted) << r.status << " " << r.error;
+  EXPECT_EQ(third.connect(ts.url("/echo/")).status, 429);  // the limit itself still holds
+}
+
 TEST_F(Limits, SlowlorisIsCutOffAfterTheHandshakeTimeout) {
   auto o = TestServer::defaults();
   o.handshake_timeout = 1s;
