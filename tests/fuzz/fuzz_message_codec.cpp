@@ -6,6 +6,7 @@
 
 #include <channels/message.hpp>
 
+#include "json_frame.hpp"
 #include "redis/wire.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -14,8 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string error;
   switch (data[0] % 3) {
     case 0: {
-      auto j = channels::Json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) return 0;
+      auto frame = channels::detail::parse_json_frame(in, 128);
+      if (frame.close_code) return 0;
+      const auto& j = frame.content;
       (void)channels::handler_name(channels::message_type(j));
       (void)j.dump(-1, ' ', false, channels::Json::error_handler_t::replace);
       if (j.is_object() && channels::redis::valid_utf8(j)) {
