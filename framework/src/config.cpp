@@ -1,7 +1,6 @@
 #include <channels/config.hpp>
 
 #include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -19,6 +18,31 @@ namespace channels {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A routing file is a few KiB. Reading stops past this, so that a path to
+// /dev/zero or a log file fails with a reason instead of eating memory; the
+// file may still be a pipe (--routing <(envsubst < routing.yaml)).
+constexpr std::size_t max_routing_file_bytes = 4 * 1024 * 1024;
+
+// The file's text, or why not (empty `error` when it was read).
+std::string read_routing_file(const fs::path& file, std::string& error) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    error = std::error_code(errno, std::generic_category()).message();
+    return {};
+  }
+  std::string text;
+  char buf[64 * 1024];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_routing_file_bytes) {
+      error = fmt::format("it is over {} MiB: is it the right file?", max_routing_file_bytes >> 20);
+      return {};
+    }
+  }
+  if (in.bad()) error = "read error";
+  return text;
+}
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -387,11 +411,10 @@ class Loader {
   }
 
   std::string read(const YAML::Node& where, const Loader& parent) const {
-    std::ifstream in(file_);
-    if (!in) parent.fail(where, fmt::format("cannot read included file {}", file_.string()));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    std::string error;
+    std::string text = read_routing_file(file_, error);
+    if (!error.empty()) parent.fail(where, fmt::format("cannot read included file {}: {}", file_.string(), error));
+    return text;
   }
 
   Config load(std::string_view text) const {
@@ -425,13 +448,11 @@ Config parse_config(std::string_view yaml, const fs::path& file, const Registry&
 }
 
 Config load_config(const fs::path& file, const Registry& registry) {
-  std::ifstream in(file);
-  if (!in)
-    throw ConfigError(fmt::format("cannot read {}: {} (pass another file with --routing FILE)", file.string(),
-                                  std::error_code(errno, std::generic_category()).message()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), file, registry);
+  std::string error;
+  std::string text = read_routing_file(file, error);
+  if (!error.empty())
+    throw ConfigError(fmt::format("cannot read {}: {} (pass another file with --routing FILE)", file.string(), error));
+  return parse_config(text, file, registry);
 }
 
 std::shared_ptr<ChannelLayer> make_layer(const LayerConfig& config) {

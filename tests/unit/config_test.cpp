@@ -204,6 +204,19 @@ TEST(ConfigErrors, MissingFileSaysHowToPointElsewhere) {
   }
 }
 
+// /dev/zero never ends: the loader stops past 4 MiB and says why, for the
+// file itself and for an include.
+TEST(ConfigErrors, AFileThatNeverEndsIsRefusedNotReadForever) {
+  try {
+    load_config("/dev/zero", registry());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_CONTAINS(e.what(), "cannot read /dev/zero: it is over 4 MiB");
+  }
+  EXPECT_CONTAINS(error_of("websocket:\n  - prefix: x/\n    include: /dev/zero\n"),
+                  "cannot read included file /dev/zero: it is over 4 MiB");
+}
+
 TEST(ConfigErrors, UnavailableBackendIsRefused) {
   LayerConfig lc;
   lc.backend = "kafka";  // routing.yaml refuses it; a LayerConfig built in code may still say it
