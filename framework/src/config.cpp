@@ -92,6 +92,9 @@ class Loader {
   void check_keys(const YAML::Node& map, std::string_view section, const std::vector<std::string>& known) const {
     if (!map.IsMap()) fail(map, fmt::format("`{}` must be a mapping of key: value lines", section));
     for (const auto& kv : map) {
+      if (!kv.first.IsScalar())
+        fail(kv.first, fmt::format("a key in `{}` is a list or a mapping; keys are plain names (known keys: {})",
+                                   section, fmt::join(known, ", ")));
       auto key = kv.first.as<std::string>();
       if (std::find(known.begin(), known.end(), key) == known.end())
         fail(kv.first, fmt::format("unknown key '{}' in `{}`{} (known keys: {})", key, section,
@@ -444,7 +447,13 @@ class Loader {
 }  // namespace
 
 Config parse_config(std::string_view yaml, const fs::path& file, const Registry& registry) {
-  return Loader(file, registry).load(yaml);
+  try {
+    return Loader(file, registry).load(yaml);
+  } catch (const YAML::Exception& e) {
+    // A shape the loader did not foresee: still a ConfigError with the line.
+    throw ConfigError(e.mark.is_null() ? fmt::format("{}: {}", file.string(), e.msg)
+                                       : fmt::format("{}:{}: {}", file.string(), e.mark.line + 1, e.msg));
+  }
 }
 
 Config load_config(const fs::path& file, const Registry& registry) {

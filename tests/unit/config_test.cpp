@@ -217,6 +217,13 @@ TEST(ConfigErrors, AFileThatNeverEndsIsRefusedNotReadForever) {
                   "cannot read included file /dev/zero: it is over 4 MiB");
 }
 
+// Found by fuzz_config: a YAML complex key ("? port: 0") escaped as
+// yaml-cpp's own exception, not a ConfigError naming the line.
+TEST(ConfigErrors, AKeyThatIsNotANameSaysSo) {
+  EXPECT_CONTAINS(error_of("server:\n  bind: 127.0.0.1\n? port: 0\n  threads: 2\n"),
+                  "routing.yaml:3: a key in `routing file` is a list or a mapping");
+}
+
 TEST(ConfigErrors, UnavailableBackendIsRefused) {
   LayerConfig lc;
   lc.backend = "kafka";  // routing.yaml refuses it; a LayerConfig built in code may still say it
