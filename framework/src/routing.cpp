@@ -165,7 +165,15 @@ PathPattern::PathPattern(Kind kind, std::string_view pattern, bool endpoint)
     }
     if (re.compare(i, 3, "(?<") == 0 && re[i + 3] != '=' && re[i + 3] != '!') {
       auto end = re.find('>', i + 3);
-      if (end != std::string::npos) impl_->names.push_back(re.substr(i + 3, end - i - 3));
+      if (end == std::string::npos) continue;
+      std::string name = re.substr(i + 3, end - i - 3);
+      // Python's re takes only identifiers here; Boost takes any bytes,
+      // which would become url_route keys that are not even valid UTF-8.
+      if (!is_identifier(name))
+        throw ConfigError(fmt::format("route '{}': group name '{}' is not a name (letters, digits and '_', "
+                                      "not starting with a digit)",
+                                      pattern, name));
+      impl_->names.push_back(std::move(name));
     }
   }
 }

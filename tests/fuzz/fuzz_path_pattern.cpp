@@ -4,6 +4,7 @@
 
 #include <channels/errors.hpp>
 #include <channels/routing.hpp>
+#include <channels/scope.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
@@ -19,8 +20,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const channels::ConfigError&) {
     return 0;
   }
-  if (auto m = p->match(path)) {
-    if (m->consumed > path.size()) __builtin_trap();
+  // As the server does: the request target is percent-decoded (always to
+  // valid UTF-8) before it is matched.
+  if (auto m = p->match(channels::percent_decode(path))) {
+    if (m->consumed > channels::percent_decode(path).size()) __builtin_trap();
     (void)m->kwargs.dump();
   }
   return 0;

@@ -91,6 +91,9 @@ TEST(PathPattern, BadPatternsAreConfigErrors) {
   EXPECT_THROW(PathPattern(PathPattern::Kind::path, "x/<str:y/", true), ConfigError);
   EXPECT_THROW(PathPattern(PathPattern::Kind::path, "<a>/<a>/", true), ConfigError);
   EXPECT_THROW(PathPattern(PathPattern::Kind::re_path, "^x/(?P<y>[a-z+/$", true), ConfigError);
+  // Found by fuzz_path_pattern: Boost takes any bytes as a group name, Python only names.
+  EXPECT_THROW(PathPattern(PathPattern::Kind::re_path, "^room/(?P<na\xFFme>[a-z]+)/$", true), ConfigError);
+  EXPECT_THROW(PathPattern(PathPattern::Kind::re_path, "^room/(?P<1st>[a-z]+)/$", true), ConfigError);
   try {
     PathPattern(PathPattern::Kind::path, "x/<foo:y>/", true);
   } catch (const ConfigError& e) {
@@ -207,4 +210,20 @@ TEST(Scope, HeadersAreCaseInsensitiveAndQueryIsDecoded) {
   EXPECT_EQ(s.query("empty"), "");
   EXPECT_FALSE(s.query("none"));
   EXPECT_EQ(percent_decode("%41%zz%4"), "A%zz%4");
+}
+
+// Found by fuzz_path_pattern: a path with %FF gave url_route kwargs that
+// were not UTF-8, and putting them in JSON threw. Invalid bytes now become
+// U+FFFD, as Python's unquote() gives them to Django Channels.
+TEST(Scope, PercentDecodingAlwaysGivesValidUtf8) {
+  EXPECT_EQ(percent_decode("/caf%C3%A9/"), "/caf\xC3\xA9/");                      // é stays é
+  EXPECT_EQ(percent_decode("/a%FFb/"), "/a\xEF\xBF\xBD" "b/");                     // a lone byte
+  EXPECT_EQ(percent_decode("%C0%AF"), "\xEF\xBF\xBD\xEF\xBF\xBD");               // overlong '/'
+  EXPECT_EQ(percent_decode("%ED%A0%80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
+  EXPECT_EQ(percent_decode("%F0%9F%98%80"), "\xF0\x9F\x98\x80");                  // an emoji
+  EXPECT_EQ(percent_decode("x%E2%82"), "x\xEF\xBF\xBD\xEF\xBF\xBD");              // cut short
+  PathPattern p(PathPattern::Kind::re_path, "^room/(?P<name>.+)/$", true);
+  auto m = p.match(percent_decode("room/%FF%FE/"));
+  ASSERT_TRUE(m);
+  EXPECT_NO_THROW((void)m->kwargs.dump());
 }

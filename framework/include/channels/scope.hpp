@@ -55,7 +55,9 @@ struct Scope {
   std::optional<std::string> query(std::string_view name) const;
 };
 
-/// Percent-decoding for paths and query strings ('+' is a space only in queries).
+/// Percent-decoding for paths and query strings ('+' is a space only in
+/// queries). Bytes that do not form valid UTF-8 become U+FFFD, as with
+/// Python's unquote() in Django Channels.
 std::string percent_decode(std::string_view in, bool plus_is_space = false);
 
 }  // namespace channels
