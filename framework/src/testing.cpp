@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -28,6 +29,8 @@ struct WebsocketCommunicator::State : std::enable_shared_from_this<State> {
   net::io_context ioc{1};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work{ioc.get_executor()};
   std::thread thread;
+  std::promise<void> run_returned;  // set when the thread's run() returns
+  std::future<void> ran_out;
   Strand strand{net::any_io_executor(ioc.get_executor())};
   std::shared_ptr<ChannelLayer> layer;
   std::unique_ptr<WebsocketConsumer> consumer;
@@ -155,16 +158,26 @@ WebsocketCommunicator::WebsocketCommunicator(ApplicationPtr app, std::string_vie
   detail::ConsumerAccess::bind(*s.consumer, std::move(scope), s.layer, s.strand);
   detail::ConsumerAccess::set_owner(*s.consumer, state_);
   detail::ConsumerAccess::set_transport(*s.consumer, std::make_shared<TestTransport>(state_));
-  s.thread = std::thread([st = state_.get()] { st->ioc.run(); });
+  s.ran_out = s.run_returned.get_future();
+  s.thread = std::thread([st = state_.get()] {
+    st->ioc.run();
+    st->run_returned.set_value();
+  });
 }
 
 WebsocketCommunicator::~WebsocketCommunicator() {
   auto& s = *state_;
   if (s.connected) disconnect(close_code::normal);
   s.wait_until_idle(std::chrono::seconds(1));
+  // Let run() return when its work runs out rather than stop() it: another
+  // thread (run_blocking's pool) may still be inside a dispatch() to this
+  // io_context, holding work until it has returned. A consumer that left a
+  // timer pending is stopped after a grace period.
   s.work.reset();
-  s.ioc.stop();
-  if (s.thread.joinable()) s.thread.join();
+  if (s.thread.joinable()) {
+    if (s.ran_out.wait_for(std::chrono::seconds(2)) != std::future_status::ready) s.ioc.stop();
+    s.thread.join();
+  }
 }
 
 ConnectResult WebsocketCommunicator::connect(std::chrono::milliseconds timeout) {

@@ -21,6 +21,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -52,7 +53,12 @@ boost::asio::awaitable<std::invoke_result_t<F&>> run_blocking(boost::asio::threa
             error = std::current_exception();
           }
           // The handler's executor is the coroutine's (the strand): resume there.
+          // The work guard keeps its io_context from running out of work
+          // until dispatch() has returned: the strand may run the coroutine
+          // to its end, and its owner tear the io_context down, while this
+          // thread is still signalling the scheduler.
           auto ex = net::get_associated_executor(h);
+          auto work = net::make_work_guard(ex);
           net::dispatch(ex, std::move(h));
         });
       },
