@@ -1,5 +1,4 @@
 #include <array>
-#include <deque>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -7,6 +6,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/zlib/error.hpp>
+#include <boost/container/devector.hpp>
 
 #include <channels/detail/consumer_access.hpp>
 #include <channels/log.hpp>
@@ -532,7 +532,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   std::unique_ptr<WebsocketConsumer> consumer_;
   ConsumerLink link_;
   beast::flat_buffer buffer_;
-  std::deque<OutFrame> queue_;
+  boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
   net::steady_timer close_timer_;
   std::optional<net::steady_timer> handshake_timer_;
   State state_ = State::connecting;

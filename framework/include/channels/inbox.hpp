@@ -12,10 +12,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <mutex>
 #include <vector>
+
+#include <boost/container/devector.hpp>
 
 #include <channels/message.hpp>
 
@@ -64,7 +65,9 @@ class Inbox {
   const std::size_t capacity_;
   const std::size_t live_capacity_;
   mutable std::mutex mutex_;
-  std::deque<Entry> queue_;
+  // Not std::deque: libstdc++ allocates a 512-byte block for an empty one,
+  // and most inboxes (one per connection) are empty most of the time.
+  boost::container::devector<Entry> queue_;
   std::function<void()> wake_;
   std::atomic<std::uint64_t> dropped_full_{0};
   std::atomic<std::uint64_t> dropped_expired_{0};
