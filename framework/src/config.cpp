@@ -162,7 +162,7 @@ class Loader {
 
   void load_server(const YAML::Node& n, ServerOptions& o) const {
     check_keys(n, "server",
-               {"bind", "port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
+               {"bind", "port", "reuse_port", "threads", "max_header_bytes", "max_body_bytes", "handshake_timeout",
                 "http_keepalive_timeout", "idle_timeout", "keepalive_pings", "max_message_bytes",
                 "send_queue_max_bytes", "send_queue_policy", "drain_timeout", "max_connections",
                 "max_connections_per_ip", "retry_after", "allowed_origins", "allow_missing_origin",
@@ -186,6 +186,7 @@ class Loader {
       o.http_keepalive_timeout = seconds(n["http_keepalive_timeout"], "server.http_keepalive_timeout");
     if (n["idle_timeout"]) o.idle_timeout = seconds(n["idle_timeout"], "server.idle_timeout");
     if (n["drain_timeout"]) o.drain_timeout = seconds(n["drain_timeout"], "server.drain_timeout");
+    if (n["reuse_port"]) o.reuse_port = scalar<bool>(n["reuse_port"], "server.reuse_port", "true or false");
     if (n["keepalive_pings"]) o.keepalive_pings = scalar<bool>(n["keepalive_pings"], "server.keepalive_pings", "true or false");
     if (n["permessage_deflate"]) load_deflate(n["permessage_deflate"], o.permessage_deflate);
     if (n["send_queue_max_bytes"]) o.send_queue_max_bytes = bytes(n["send_queue_max_bytes"], "server.send_queue_max_bytes");

@@ -49,6 +49,7 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
   std::optional<std::string> access_log;
   std::optional<std::string> root_path;
   bool proxy_headers = false;
+  bool reuse_port = false;
   cli.add_option("-v,--verbosity", verbosity, "How much to log: 0 errors, 1 info (default), 2 debug, 3 trace")
       ->check(CLI::Range(0, 3));
   cli.add_option("--access-log", access_log,
@@ -58,6 +59,9 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
   cli.add_flag("--proxy-headers", proxy_headers,
                "Trust X-Forwarded-For and X-Forwarded-Proto for the client address and scheme "
                "(only behind a proxy that sets them)");
+  cli.add_flag("--reuse-port", reuse_port,
+               "Share the port with other processes started with --reuse-port (SO_REUSEPORT): the kernel "
+               "spreads connections over them; use the Redis layer so that they share groups");
   cli.set_version_flag("--version", std::string("cppchannels ") + CHANNELS_VERSION);
   cli.footer(
       "Environment: CHANNELS_REDIS_URL sets the Redis server (a URL may carry a password, which is why it is "
@@ -85,6 +89,7 @@ int run(int argc, char** argv, const Registry& consumers, const StartHook& on_st
     if (access_log) config.server.access_log = *access_log;
     if (root_path) config.server.root_path = *root_path;
     if (proxy_headers) config.server.proxy_headers = true;
+    if (reuse_port) config.server.reuse_port = true;
     if (const char* url = std::getenv("CHANNELS_REDIS_URL"); url && *url && redis_hosts.empty())
       config.channel_layer.hosts = {url};
     if (!redis_hosts.empty()) {

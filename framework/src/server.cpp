@@ -3,6 +3,7 @@
 #include <csignal>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +19,9 @@
 namespace channels {
 
 namespace detail {
+
+// SO_REUSEPORT in Asio's socket option form (Asio has no name for it).
+using reuse_port_option = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 ServerImpl::ServerImpl(net::io_context* h, ServerOptions o, ApplicationPtr a, std::shared_ptr<ChannelLayer> l)
     : options(std::move(o)), app(std::move(a)), layer(std::move(l)), host(h) {
@@ -103,12 +107,15 @@ void ServerImpl::start() {
   acceptor.emplace(net::make_strand(context()));
   acceptor->open(ep.protocol(), ec);
   if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec && options.reuse_port) acceptor->set_option(reuse_port_option(true), ec);
   if (!ec) acceptor->bind(ep, ec);
   if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     throw std::system_error(ec, fmt::format("cannot listen on {}:{} (is another server running "
-                                            "there? choose another with --port)",
-                                            options.bind, options.port));
+                                            "there? choose another with --port{})",
+                                            options.bind, options.port,
+                                            options.reuse_port ? ", or give every process on it --reuse-port"
+                                                               : ", or share it with --reuse-port in every process"));
   bound_port = acceptor->local_endpoint().port();
   started = true;
   accepting = true;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The server's daphne-like flags on the chat executable: --version, --help,
 # --access-log -, --proxy-headers, --root-path is accepted, --verbosity 0
-# silences info lines, and a flag wins over routing.yaml.
+# silences info lines, a flag wins over routing.yaml, and --reuse-port lets
+# two processes listen on one port (without it the second says what to do).
 # Usage: server_flags_test.sh CHAT_BINARY ROUTING_YAML
 set -u
 chat=$1 routing=$2
@@ -20,7 +21,7 @@ check "--version exits 0" "[ $rc -eq 0 ]"
 check "--version names the version ($out)" "grep -Eq '^cppchannels [0-9]+\.[0-9]+\.[0-9]+' <<<\"\$out\""
 
 help=$("$chat" --help 2>&1)
-for flag in --verbosity --access-log --root-path --proxy-headers --version CHANNELS_REDIS_URL; do
+for flag in --verbosity --access-log --root-path --proxy-headers --reuse-port --version CHANNELS_REDIS_URL; do
   check "--help lists $flag" "grep -q -- '$flag' <<<\"\$help\""
 done
 
@@ -83,6 +84,23 @@ pid=$!
 wait_port "$port"
 kill "$pid"; wait "$pid" 2>/dev/null; pid=
 check "--verbosity 0 hides info lines" "! grep -q 'serving on' '$tmp/err3'"
+
+# --reuse-port: two processes on one port; a third without it cannot bind and says why.
+port=$(free_port)
+(cd "$(dirname "$routing")" && exec "$chat" --routing "$routing" --port "$port" --threads 1 --reuse-port \
+   >/dev/null 2>"$tmp/err4") &
+pid=$!
+wait_port "$port"
+(cd "$(dirname "$routing")" && exec "$chat" --routing "$routing" --port "$port" --threads 1 --reuse-port \
+   >/dev/null 2>"$tmp/err5") &
+pid2=$!
+sleep 1
+check "--reuse-port: a second process serves on the same port" "kill -0 $pid2 2>/dev/null && grep -q 'serving on' '$tmp/err5'"
+(cd "$(dirname "$routing")" && "$chat" --routing "$routing" --port "$port" --threads 1 >/dev/null 2>"$tmp/err6"); rc=$?
+check "without --reuse-port: a third exits non-zero ($rc)" "[ $rc -ne 0 ]"
+check "without --reuse-port: it says to use it" "grep -q -- '--reuse-port' '$tmp/err6'"
+kill "$pid2"; wait "$pid2" 2>/dev/null
+kill "$pid"; wait "$pid" 2>/dev/null; pid=
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

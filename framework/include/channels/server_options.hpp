@@ -36,6 +36,11 @@ struct DeflateOptions {
 struct ServerOptions {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 8000;        // 0 picks a free port (see Server::port())
+  /// SO_REUSEPORT (Linux): several processes listen on the same port and
+  /// the kernel spreads new connections over them, one process per core
+  /// with no proxy in front; they share groups through the Redis layer.
+  /// Every process on the port must set it.
+  bool reuse_port = false;
   unsigned threads = 0;             // 0: one per hardware thread
   std::size_t max_header_bytes = 16 * 1024;   // beyond: HTTP 431
   std::size_t max_body_bytes = 1024 * 1024;   // beyond: HTTP 413
