@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
@@ -36,9 +37,11 @@ def main():
     ap.add_argument("--floor", required=True)
     ap.add_argument("--chat", required=True)
     ap.add_argument("--routing", required=True)
+    ap.add_argument("--build-dir", required=True, help="for idle_scale.py: where apps/chat/chat and bench/loadgen are")
     a = ap.parse_args()
 
-    for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "daphne/benchproj/asgi.py",
+    for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "idle_scale.py",
+              "daphne/benchproj/asgi.py",
               "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py",
               "daphne/benchproj/settings_redis.py"):
         path = os.path.join(HERE, f)
@@ -95,6 +98,20 @@ def main():
             floor.stop()
     finally:
         chat.stop()
+    # idle_scale.py at a small size: one process, then two sharing a port
+    # over a Redis of their own (redis-server comes with the test set).
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [servers.PYTHON, os.path.join(HERE, "idle_scale.py"), "--build-dir", a.build_dir, "--one", "200",
+               "--many", "300", "--processes", "2", "--hold", "0.5", "--out", os.path.join(tmp, "idle.json")]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        print(p.stdout, end="", flush=True)
+        runs = json.load(open(os.path.join(tmp, "idle.json")))["runs"] if p.returncode == 0 else []
+        if len(runs) == 2 and all(
+                r["held"] == r["connections"] and sum(r.get("per_process", [])) >= r["connections"] for r in runs) and runs[1]["group_send_reached"] == 7:
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL idle_scale.py: exit {p.returncode}\n{p.stderr[-2000:]}", flush=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
