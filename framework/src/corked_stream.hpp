@@ -78,6 +78,13 @@ class CorkedStream {
     schedule_flush();
   }
 
+  /// While on, frames queued are replies to a message just read: they skip
+  /// the flush window and leave with the next socket read below (which
+  /// Beast makes once it has handled every frame it buffered), so a batch of
+  /// requests read together is answered in one write. The session turns it
+  /// on around a consumer's handling of a message, then reads again.
+  void replying_to_read(bool on) noexcept { state_->replying = on; }
+
   /// Beast comes here only when it has handled every frame it buffered: the
   /// replies to all of them are queued by now, so they leave at once rather
   /// than waiting in the flush window (a closed-loop echo gets its answer in
@@ -170,6 +177,7 @@ class CorkedStream {
     std::vector<boost::asio::const_buffer> buffers;
     bool writing = false;
     bool in_window = false;
+    bool replying = false;  // see replying_to_read()
     bool failed = false;
     boost::system::error_code error;
   };
@@ -202,6 +210,7 @@ class CorkedStream {
       flush(state);
       return;
     }
+    if (state->replying) return;
     state->frames.fetch_add(1, std::memory_order_relaxed);
     FlushWindow::note_more();
     if (state->in_window) return;

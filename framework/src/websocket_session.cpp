@@ -386,12 +386,15 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
       server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
       bool text = ws_.got_text();
+      // Replies sent from here leave with the next read's flush (below).
+      ws_.next_layer().replying_to_read(true);
       guarded([&] {
         if (text)
           consumer_->on_receive(data);
         else
           consumer_->on_receive_bytes(data);
       });
+      ws_.next_layer().replying_to_read(false);
     }
     buffer_.consume(buffer_.size());
     // The buffer grew to hold the whole message: a connection that once got
