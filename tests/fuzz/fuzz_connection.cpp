@@ -8,6 +8,8 @@
 // (b0: FIN/RSV/opcode as sent, b1 bit 0: send unmasked), so the fuzzer
 // spends its time past the handshake and the masking.
 
+#include <memory>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -30,8 +32,11 @@ struct Json : channels::JsonWebsocketConsumer {
   void on_receive_json(const channels::Json& j) override { send_json(j); }
 };
 
+// Destroyed (shut down, its threads joined) at exit before spdlog's
+// registry, which was created first: a server thread must not log into a
+// logger that exit has freed.
 channels::Server& server() {
-  static channels::Server* s = [] {
+  static std::unique_ptr<channels::Server> s = [] {
     channels::log().set_level(spdlog::level::off);
     channels::ServerOptions o;
     o.bind = "127.0.0.1";
@@ -40,11 +45,12 @@ channels::Server& server() {
     o.max_message_bytes = 4096;
     o.handshake_timeout = std::chrono::milliseconds(2000);
     o.permessage_deflate.enabled = true;
+    o.drain_timeout = std::chrono::milliseconds(500);
     using namespace channels;
     auto app = std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
         {"websocket", std::make_shared<URLRouter>(std::vector<Route>{path("echo/", as_app<Echo>()),
                                                                      path("json/<str:room>/", as_app<Json>())})}});
-    auto* srv = new channels::Server(o, app, std::make_shared<InMemoryChannelLayer>());
+    auto srv = std::make_unique<channels::Server>(o, app, std::make_shared<InMemoryChannelLayer>());
     srv->start();
     return srv;
   }();
