@@ -106,8 +106,6 @@ void put_map_header(std::string& out, std::size_t n) {
   }
 }
 
-bool utf8_ok(std::string_view s) { return detail::is_utf8(s); }
-
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view name) { return glob_from(pattern, 0, name, 0); }
@@ -160,14 +158,14 @@ std::string make_member(std::string_view body, const MultiFernet* crypter) {
 
 bool valid_utf8(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::string: return utf8_ok(j.get_ref<const std::string&>());
+    case Json::value_t::string: return detail::is_utf8(j.get_ref<const std::string&>());
     case Json::value_t::array:
       for (const auto& v : j)
         if (!valid_utf8(v)) return false;
       return true;
     case Json::value_t::object:
       for (const auto& [k, v] : j.items())
-        if (!utf8_ok(k) || !valid_utf8(v)) return false;
+        if (!detail::is_utf8(k) || !valid_utf8(v)) return false;
       return true;
     default: return true;
   }
