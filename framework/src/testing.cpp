@@ -29,8 +29,7 @@ struct WebsocketCommunicator::State : std::enable_shared_from_this<State> {
   net::io_context ioc{1};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work{ioc.get_executor()};
   std::thread thread;
-  std::promise<void> run_returned;  // set when the thread's run() returns
-  std::future<void> ran_out;
+  std::future<void> ran_out;  // ready when the thread's run() has returned
   Strand strand{net::any_io_executor(ioc.get_executor())};
   std::shared_ptr<ChannelLayer> layer;
   std::unique_ptr<WebsocketConsumer> consumer;
@@ -158,10 +157,11 @@ WebsocketCommunicator::WebsocketCommunicator(ApplicationPtr app, std::string_vie
   detail::ConsumerAccess::bind(*s.consumer, std::move(scope), s.layer, s.strand);
   detail::ConsumerAccess::set_owner(*s.consumer, state_);
   detail::ConsumerAccess::set_transport(*s.consumer, std::make_shared<TestTransport>(state_));
-  s.ran_out = s.run_returned.get_future();
-  s.thread = std::thread([st = state_.get()] {
+  std::promise<void> run_returned;
+  s.ran_out = run_returned.get_future();
+  s.thread = std::thread([st = state_.get(), done = std::move(run_returned)]() mutable {
     st->ioc.run();
-    st->run_returned.set_value();
+    done.set_value();
   });
 }
 
