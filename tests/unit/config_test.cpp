@@ -36,6 +36,16 @@ std::string error_of(std::string_view yaml) {
   return "";
 }
 
+// The same for a file on disk ("" if it loaded).
+std::string load_error_of(const char* path) {
+  try {
+    load_config(path, registry());
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 #define EXPECT_CONTAINS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "in: " << (haystack)
 
@@ -195,24 +205,20 @@ TEST(Config, SendQueuePolicyTakesEachValue) {
   EXPECT_EQ(parse("server: {}\n").server.send_queue_policy, SendQueuePolicy::close);  // the default
 }
 
+TEST(Config, ReusePortIsOffUnlessSet) {
+  EXPECT_FALSE(parse("server: {}\n").server.reuse_port);
+  EXPECT_TRUE(parse("server:\n  reuse_port: true\n").server.reuse_port);
+  EXPECT_CONTAINS(error_of("server:\n  reuse_port: sometimes\n"), "server.reuse_port");
+}
+
 TEST(ConfigErrors, MissingFileSaysHowToPointElsewhere) {
-  try {
-    load_config("/nonexistent/routing.yaml", registry());
-    FAIL();
-  } catch (const ConfigError& e) {
-    EXPECT_CONTAINS(e.what(), "--routing FILE");
-  }
+  EXPECT_CONTAINS(load_error_of("/nonexistent/routing.yaml"), "--routing FILE");
 }
 
 // /dev/zero never ends: the loader stops past 4 MiB and says why, for the
 // file itself and for an include.
 TEST(ConfigErrors, AFileThatNeverEndsIsRefusedNotReadForever) {
-  try {
-    load_config("/dev/zero", registry());
-    FAIL();
-  } catch (const ConfigError& e) {
-    EXPECT_CONTAINS(e.what(), "cannot read /dev/zero: it is over 4 MiB");
-  }
+  EXPECT_CONTAINS(load_error_of("/dev/zero"), "cannot read /dev/zero: it is over 4 MiB");
   EXPECT_CONTAINS(error_of("websocket:\n  - prefix: x/\n    include: /dev/zero\n"),
                   "cannot read included file /dev/zero: it is over 4 MiB");
 }
