@@ -105,7 +105,10 @@ def main():
                "--many", "300", "--processes", "2", "--hold", "0.5", "--out", os.path.join(tmp, "idle.json")]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         print(p.stdout, end="", flush=True)
-        runs = json.load(open(os.path.join(tmp, "idle.json")))["runs"] if p.returncode == 0 else []
+        runs = []
+        if p.returncode == 0:
+            with open(os.path.join(tmp, "idle.json")) as f:
+                runs = json.load(f)["runs"]
         if len(runs) == 2 and all(
                 r["held"] == r["connections"] and sum(r.get("per_process", [])) >= r["connections"] for r in runs) and runs[1]["group_send_reached"] == 7:
             passed += 1
