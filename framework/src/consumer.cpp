@@ -81,8 +81,9 @@ void Consumer::handle(std::string_view type, Handler fn) {
 }
 
 void Consumer::dispatch(const Message& msg) {
-  std::string name = handler_name(message_type(msg));
-  auto it = name.empty() ? handlers_.end() : handlers_.find(name);
+  auto type = message_type(msg);
+  bool named = !type.empty() && type.front() != '_';  // as handler_name() says
+  auto it = named ? handlers_.find(type) : handlers_.end();
   if (it == handlers_.end()) {
     on_unknown_message(msg);
     return;

@@ -21,7 +21,30 @@ namespace channels {
 
 namespace detail {
 struct ConsumerAccess;
-}
+
+// Handler names compare as if every '.' were '_', so a message's "type"
+// finds its handler without building the handler's name for each message.
+struct HandlerNameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view type) const noexcept {
+    std::size_t h = 14695981039346656037ull;  // FNV-1a
+    for (char c : type) {
+      h ^= static_cast<unsigned char>(c == '.' ? '_' : c);
+      h *= 1099511628211ull;
+    }
+    return h;
+  }
+};
+struct HandlerNameEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if ((a[i] == '.' ? '_' : a[i]) != (b[i] == '.' ? '_' : b[i])) return false;
+    return true;
+  }
+};
+}  // namespace detail
 
 /// What routing.yaml (or the code) attached to a route.
 struct RouteOptions {
@@ -106,7 +129,7 @@ class Consumer {
   std::optional<Strand> strand_;
   std::weak_ptr<void> owner_;  // the connection; keeps `this` alive for posted work
   std::shared_ptr<const RouteOptions> route_options_;
-  std::unordered_map<std::string, Handler> handlers_;
+  std::unordered_map<std::string, Handler, detail::HandlerNameHash, detail::HandlerNameEqual> handlers_;
   std::set<std::string, std::less<>> groups_;
 };
 
