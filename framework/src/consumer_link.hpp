@@ -3,45 +3,39 @@
 // (its channel_name, its inbox, the groups it joined) and brings layer
 // messages onto the connection's strand.
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <vector>
 
-#include <boost/asio/post.hpp>
 
 #include <channels/detail/consumer_access.hpp>
 #include <channels/layer.hpp>
 #include <channels/log.hpp>
 
 #include "delivery.hpp"
+#include "delivery_window.hpp"
 
 namespace channels::detail {
 
 class ConsumerLink {
  public:
   /// Gives the consumer a channel and starts delivering its messages:
-  /// `deliver` runs on `strand` for each one while `owner` is alive.
-  template <class Deliver>
+  /// `deliver` runs on `strand` for each one while `owner` is alive, and
+  /// `delivered` after each batch of them.
+  template <class Deliver, class Delivered = void (*)()>
   void open(Consumer& consumer, std::shared_ptr<ChannelLayer> layer, const Strand& strand,
-            std::weak_ptr<void> owner, Deliver deliver) {
+            std::weak_ptr<void> owner, Deliver deliver, Delivered delivered = [] {}) {
     layer_ = std::move(layer);
     channel_ = layer_->new_channel();
     ConsumerAccess::set_channel_name(consumer, channel_);
     auto inbox = layer_->attach(channel_);
-    std::weak_ptr<Inbox> weak_inbox = inbox;
-    auto expiry = layer_->options().expiry;
-    // Woken once per batch: the drain takes everything queued so far, so a
-    // burst costs one hop onto the strand, not one per message.
-    inbox->on_wake([strand, owner, weak_inbox, expiry, deliver] {
-      boost::asio::post(strand, [owner, weak_inbox, expiry, deliver] {
-        auto alive = owner.lock();
-        auto box = weak_inbox.lock();
-        if (!alive || !box) return;
-        for (auto& m : box->take_all(Inbox::Clock::now(), expiry)) {
-          Delivery delivery(m);
-          deliver(*m);
-        }
-      });
-    });
+    // Woken once per batch (see delivery_window.hpp): the drain takes
+    // everything queued so far, so a burst costs one hop onto the strand,
+    // not one per message.
+    auto drain = std::make_shared<Drain<Deliver, Delivered>>(strand, std::move(owner), inbox, layer_->options().expiry,
+                                                             std::move(deliver), std::move(delivered));
+    inbox->on_wake([drain] { DeliveryWindow::add(drain); });
     inbox_ = std::move(inbox);
   }
 
@@ -62,6 +56,38 @@ class ConsumerLink {
   }
 
  private:
+  template <class Deliver, class Delivered>
+  struct Drain final : Drainable {
+    Drain(const Strand& s, std::weak_ptr<void> o, const std::shared_ptr<Inbox>& i, std::chrono::milliseconds e,
+          Deliver d, Delivered after)
+        : Drainable(s), owner(std::move(o)), inbox(i), expiry(e), deliver(std::move(d)), delivered(std::move(after)) {}
+
+    void run() override {
+      auto alive = owner.lock();
+      auto box = inbox.lock();
+      if (!alive || !box) return;
+      // The thread's spare vector, taken (not borrowed) in case a handler
+      // runs another drain on this thread before this one is done.
+      thread_local std::vector<MessagePtr> spare;
+      std::vector<MessagePtr> batch;
+      batch.swap(spare);
+      box->take_all(batch, Inbox::Clock::now(), expiry);
+      for (auto& m : batch) {
+        Delivery delivery(m);
+        deliver(*m);
+      }
+      batch.clear();
+      if (batch.capacity() <= 1024) spare.swap(batch);
+      delivered();
+    }
+
+    std::weak_ptr<void> owner;
+    std::weak_ptr<Inbox> inbox;
+    std::chrono::milliseconds expiry;
+    Deliver deliver;
+    Delivered delivered;
+  };
+
   std::shared_ptr<ChannelLayer> layer_;
   std::shared_ptr<Inbox> inbox_;
   std::string channel_;

@@ -78,12 +78,18 @@ class CorkedStream {
     schedule_flush();
   }
 
-  /// While on, frames queued are replies to a message just read: they skip
-  /// the flush window and leave with the next socket read below (which
-  /// Beast makes once it has handled every frame it buffered), so a batch of
-  /// requests read together is answered in one write. The session turns it
-  /// on around a consumer's handling of a message, then reads again.
-  void replying_to_read(bool on) noexcept { state_->replying = on; }
+  /// While on, frames queued skip the flush window: their sender knows when
+  /// the batch is complete. The session holds around a consumer's handling
+  /// of a message it read, and the replies leave with the next socket read
+  /// below (which Beast makes once it has handled every frame it buffered),
+  /// so a batch of requests read together is answered in one write; and
+  /// around a drain of layer messages, ended by flush_now().
+  void hold(bool on) noexcept { state_->holding = on; }
+
+  /// Writes what is queued now (or right after the write in flight).
+  void flush_now() {
+    if (!state_->pending.empty()) flush(state_);
+  }
 
   /// Beast comes here only when it has handled every frame it buffered: the
   /// replies to all of them are queued by now, so they leave at once rather
@@ -91,7 +97,7 @@ class CorkedStream {
   /// the same turn; pipelined requests read together are answered together).
   template <class MutableBufferSequence, class ReadToken>
   auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
-    if (!state_->pending.empty()) flush(state_);
+    flush_now();
     return state_->next.async_read_some(buffers, std::forward<ReadToken>(token));
   }
 
@@ -177,7 +183,7 @@ class CorkedStream {
     std::vector<boost::asio::const_buffer> buffers;
     bool writing = false;
     bool in_window = false;
-    bool replying = false;  // see replying_to_read()
+    bool holding = false;  // see hold()
     bool failed = false;
     boost::system::error_code error;
   };
@@ -210,7 +216,7 @@ class CorkedStream {
       flush(state);
       return;
     }
-    if (state->replying) return;
+    if (state->holding) return;
     state->frames.fetch_add(1, std::memory_order_relaxed);
     FlushWindow::note_more();
     if (state->in_window) return;

@@ -1,9 +1,11 @@
 #include <channels/inbox.hpp>
 
+#include "delivery_window.hpp"
+
 namespace channels {
 
 bool Inbox::push(MessagePtr msg, Clock::time_point now) {
-  std::function<void()> wake;
+  std::shared_ptr<const std::function<void()>> wake;
   {
     std::lock_guard lock(mutex_);
     if (queue_.size() >= (wake_ ? live_capacity_ : capacity_)) {
@@ -13,7 +15,10 @@ bool Inbox::push(MessagePtr msg, Clock::time_point now) {
     if (queue_.empty()) wake = wake_;
     queue_.push_back({std::move(msg), now});
   }
-  if (wake) wake();
+  // Counted before the wake: a delivery window opened by this wake-up sees
+  // only the pushes after it.
+  detail::DeliveryWindow::note_push();
+  if (wake) (*wake)();
   return true;
 }
 
@@ -29,12 +34,16 @@ std::size_t Inbox::drop_expired_locked(Clock::time_point now, std::chrono::milli
 
 std::vector<MessagePtr> Inbox::take_all(Clock::time_point now, std::chrono::milliseconds expiry) {
   std::vector<MessagePtr> out;
+  take_all(out, now, expiry);
+  return out;
+}
+
+void Inbox::take_all(std::vector<MessagePtr>& out, Clock::time_point now, std::chrono::milliseconds expiry) {
   std::lock_guard lock(mutex_);
   drop_expired_locked(now, expiry);
-  out.reserve(queue_.size());
+  out.reserve(out.size() + queue_.size());
   for (auto& e : queue_) out.push_back(std::move(e.msg));
   queue_.clear();
-  return out;
 }
 
 MessagePtr Inbox::take_one(Clock::time_point now, std::chrono::milliseconds expiry) {
@@ -52,14 +61,14 @@ std::size_t Inbox::drop_expired(Clock::time_point now, std::chrono::milliseconds
 }
 
 void Inbox::on_wake(std::function<void()> wake) {
-  std::function<void()> now;
+  std::shared_ptr<const std::function<void()>> now;
   {
     std::lock_guard lock(mutex_);
-    wake_ = std::move(wake);
+    wake_ = wake ? std::make_shared<const std::function<void()>>(std::move(wake)) : nullptr;
     // Messages that arrived before the reader did must not wait for the next one.
     if (!queue_.empty()) now = wake_;
   }
-  if (now) now();
+  if (now) (*now)();
 }
 
 void Inbox::clear_wake() {

@@ -253,8 +253,18 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void connect() {
     auto self = shared_from_this();
     connect_ran_ = true;
-    link_.open(*consumer_, server_.layer, strand_, weak_from_this(),
-               [this](const Message& m) { guarded([&] { ConsumerAccess::dispatch(*consumer_, m); }); });
+    // What the handlers of one batch of layer messages send leaves in one
+    // write, right after the batch.
+    link_.open(
+        *consumer_, server_.layer, strand_, weak_from_this(),
+        [this](const Message& m) {
+          ws_.next_layer().hold(true);
+          guarded([&] { ConsumerAccess::dispatch(*consumer_, m); });
+        },
+        [this] {
+          ws_.next_layer().hold(false);
+          ws_.next_layer().flush_now();
+        });
     guarded([&] { consumer_->on_connect(); });
     if (state_ == State::connecting) {
       // on_connect neither accepted nor refused yet (it may be waiting on
@@ -387,14 +397,14 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
       bool text = ws_.got_text();
       // Replies sent from here leave with the next read's flush (below).
-      ws_.next_layer().replying_to_read(true);
+      ws_.next_layer().hold(true);
       guarded([&] {
         if (text)
           consumer_->on_receive(data);
         else
           consumer_->on_receive_bytes(data);
       });
-      ws_.next_layer().replying_to_read(false);
+      ws_.next_layer().hold(false);
     }
     buffer_.consume(buffer_.size());
     // The buffer grew to hold the whole message: a connection that once got

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -37,6 +38,8 @@ class Inbox {
   /// Takes every queued message that has not expired, oldest first. Expired
   /// ones are counted and discarded.
   std::vector<MessagePtr> take_all(Clock::time_point now, std::chrono::milliseconds expiry);
+  /// The same, appended to `out` (a reader reusing one vector allocates nothing).
+  void take_all(std::vector<MessagePtr>& out, Clock::time_point now, std::chrono::milliseconds expiry);
 
   /// Takes the oldest unexpired message, or null.
   MessagePtr take_one(Clock::time_point now, std::chrono::milliseconds expiry);
@@ -68,7 +71,9 @@ class Inbox {
   // Not std::deque: libstdc++ allocates a 512-byte block for an empty one,
   // and most inboxes (one per connection) are empty most of the time.
   boost::container::devector<Entry> queue_;
-  std::function<void()> wake_;
+  // Shared so that push() takes a reference under the lock rather than a
+  // copy of the function (which allocates for all but the smallest).
+  std::shared_ptr<const std::function<void()>> wake_;
   std::atomic<std::uint64_t> dropped_full_{0};
   std::atomic<std::uint64_t> dropped_expired_{0};
 };
