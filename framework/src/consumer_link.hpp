@@ -8,7 +8,6 @@
 #include <memory>
 #include <vector>
 
-
 #include <channels/detail/consumer_access.hpp>
 #include <channels/layer.hpp>
 #include <channels/log.hpp>
