@@ -340,16 +340,23 @@ TEST_P(NeverReaders, MemoryStaysBoundedAndReadersGetEveryMessage) {
 
   std::vector<std::atomic<int>> received(readers);
   std::vector<std::string> errors(readers);
+  std::mutex errors_mutex;  // a reader writes its error while the sender polls
+  auto error_of = [&](int r) {
+    std::lock_guard lock(errors_mutex);
+    return errors[r];
+  };
   std::vector<std::thread> threads;
   for (int r = 0; r < readers; ++r)
     threads.emplace_back([&, r] {
       for (int i = 0; i < messages; ++i) {
         auto m = good[r].receive(20s);
         if (!m) {
+          std::lock_guard lock(errors_mutex);
           errors[r] = "reader " + std::to_string(r) + ": nothing after message " + std::to_string(i);
           return;
         }
         if (m->data.size() != size || m->data.rfind(std::to_string(i) + ":", 0) != 0) {
+          std::lock_guard lock(errors_mutex);
           errors[r] = "reader " + std::to_string(r) + ": message " + std::to_string(i) + " is wrong";
           return;
         }
@@ -368,7 +375,7 @@ TEST_P(NeverReaders, MemoryStaysBoundedAndReadersGetEveryMessage) {
     // The readers keep up before the next batch (bounded in time).
     bool kept_up = eventually([&] {
       for (int r = 0; r < readers; ++r)
-        if (received[r] < sent && errors[r].empty()) return false;
+        if (received[r] < sent && error_of(r).empty()) return false;
       return true;
     }, 20s);
     peak = std::max(peak, rss_bytes());
