@@ -5,9 +5,10 @@
 // used to be drained right away, one hop onto its strand each. In a burst,
 // the sender's next message is read only after every member has been
 // drained, so each member found one message per drain, and wrote one frame
-// per syscall. Here the wake-ups of one thread wait in a window while the
-// loop is still pushing messages into inboxes (the sender's next messages);
-// then every waiting member drains all it got in one hop and writes it in
+// per syscall. Here the wake-ups of one thread wait in a window while
+// messages are still being pushed into inboxes (the sender's next messages;
+// the count is process-wide, so a busy server in the same process holds a
+// quiet one's window too, up to `max_delay`); then every waiting member drains all it got in one hop and writes it in
 // one syscall. A quiet loop delivers on the next turn; a busy one waits at
 // most `max_delay`, the flush window's bound (which these batches skip: each
 // is written as soon as its handlers have run).

@@ -1,25 +1,26 @@
 #pragma once
 // Private to the server: when coalesced writes leave.
 //
-// A connection's queued frames leave together in one write, but a group
-// fan-out hands a member one message per turn of the event loop (the sender's
-// frames are read one per turn, and every member gets its share in between).
-// Flushing at the end of the turn would write one frame per syscall. So the
-// flush waits in a window: the window is flushed on the first turn in which
-// the loop ran nothing new (a quiet loop: no delay). On a busy loop, a
-// connection leaves the window on the second turn in which it got no new
-// frame, or after `max_delay`, or at
-// once with more than `max_bytes` waiting. Under a fan-out, where a member
-// gets a frame every turn, its frames of several turns share one write.
-// (A connection's replies to what it read do not wait here: CorkedStream
-// flushes them when Beast goes back to the socket.)
+// A connection's queued frames leave together in one write. Two kinds of
+// sends know when their batch is complete and do not wait here: replies to
+// what the connection read (CorkedStream flushes them when Beast goes back to
+// the socket) and what handlers send for a drain of layer messages (flushed
+// after the drain, see delivery_window.hpp). The rest (sends from timers,
+// from other threads, from coroutine consumers resuming later) may come one
+// per turn of the event loop, and flushing at the end of each turn would
+// write one frame per syscall. So the flush waits in a window: the window is
+// flushed on the first turn in which the loop ran nothing new (a quiet loop:
+// no delay). On a busy loop, a connection leaves the window on the second
+// turn in which it got no new frame, or after `max_delay`, or at once with
+// more than `max_bytes` waiting.
 //
-// Why `max_delay` is 50 ms and not a couple: one turn of a fan-out to 1,000
-// members takes several milliseconds, so a 2 ms bound flushed every member
-// after each turn, one frame per write (measured: 21k deliveries/s; 50k at
-// 20 ms; 113k at 50 ms, with the burst's p99 latency falling from 9.4 s to
-// 1.7 s). Only a connection that got a new frame in every busy turn waits
-// that long; a quiet loop still flushes at once.
+// Why `max_delay` is 50 ms and not a couple: it was measured when group
+// deliveries still came through here, one frame per member per turn; a turn
+// of a fan-out to 1,000 members takes several milliseconds, so a 2 ms bound
+// flushed every member after each turn, one frame per write (21k
+// deliveries/s; 50k at 20 ms; 113k at 50 ms, with the burst's p99 latency
+// falling from 9.4 s to 1.7 s). Only a connection that got a new frame in
+// every busy turn waits that long; a quiet loop still flushes at once.
 
 #include <atomic>
 #include <chrono>
