@@ -1,4 +1,7 @@
 #include <array>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -14,6 +17,7 @@
 
 #include "consumer_link.hpp"
 #include "corked_stream.hpp"
+#include "frame_reader.hpp"
 #include "sessions.hpp"
 
 namespace channels::detail {
@@ -46,11 +50,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   WebsocketSession(ServerImpl& server, ServerStream stream, Request req, Scope scope,
                    std::unique_ptr<Consumer> consumer)
       : server_(server),
-        ws_(std::move(stream)),
-        strand_(strand_of(ws_.get_executor())),
+        ws_(std::in_place, std::move(stream)),
+        out_(std::as_const(ws_->next_layer())),
+        strand_(strand_of(ws_->get_executor())),
         req_(std::move(req)),
         consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
-        close_timer_(strand_) {
+        timer_(strand_) {
     ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
   }
 
@@ -86,7 +91,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         self->state_ = State::closing;
         self->finish(close_code::going_away);
       }
-      beast::get_lowest_layer(self->ws_).close();
+      self->tcp().close();
     });
   }
 
@@ -110,13 +115,19 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       subprotocol.clear();
     }
     const auto& o = server_.options;
-    ws_.set_option(websocket::stream_base::timeout{o.handshake_timeout, o.idle_timeout, o.keepalive_pings});
+    // Offered and enabled: messages go through Beast to be compressed.
+    // Otherwise Beast only answers the handshake and the session reads
+    // and writes the frames itself (frame_reader.hpp says why).
+    compress_ = o.permessage_deflate.enabled && req_.find(http::field::sec_websocket_extensions) != req_.end() &&
+                req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
+    ws_->set_option(websocket::stream_base::timeout{
+        o.handshake_timeout, compress_ ? o.idle_timeout : websocket::stream_base::none(), compress_ && o.keepalive_pings});
     // The size limit is enforced here, not by Beast: Beast's teardown closes
     // the socket with the client's data unread, and the resulting RST can
     // destroy the 1009 close frame before the client reads it.
-    ws_.read_message_max(0);
-    ws_.auto_fragment(false);
-    if (o.permessage_deflate.enabled) {
+    ws_->read_message_max(0);
+    ws_->auto_fragment(false);
+    if (compress_) {
       // Negotiated only if the client offers it. Clients keep their own
       // window (bounding it would refuse clients that do not offer to be
       // bounded); ours and zlib's memLevel bound the memory per connection.
@@ -127,15 +138,15 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       pmd.memLevel = o.permessage_deflate.mem_level;
       pmd.compLevel = o.permessage_deflate.compression_level;
       pmd.msg_size_threshold = o.permessage_deflate.min_bytes;
-      ws_.set_option(pmd);
+      ws_->set_option(pmd);
     }
     // Beast echoes close codes above 4999, which RFC 6455 7.4.2 leaves
     // undefined: answer them with 1002 like the reserved ones. Its control
     // callback runs after the close frame is read and before the echo is
     // sent, so our close frame goes first (with a write in flight Beast's
     // echo wins the race, which is still a clean close).
-    ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
-      if (kind == websocket::frame_type::close && ws_.reason().code > 4999 && state_ == State::open && !writing_) {
+    ws_->control_callback([this](websocket::frame_type kind, beast::string_view) {
+      if (kind == websocket::frame_type::close && ws_->reason().code > 4999 && state_ == State::open && !writing_) {
         state_ = State::closing;
         close_code_ = close_code::protocol_error;
         close_reason_ = "close code out of range";
@@ -143,11 +154,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         start_close();
       }
     });
-    ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+    ws_->set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
       res.set(http::field::server, "cppchannels");
       if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
     }));
-    ws_.async_accept(req_, [self = shared_from_this()](boost::system::error_code ec) {
+    ws_->async_accept(req_, [self = shared_from_this()](boost::system::error_code ec) {
       self->on_accept(ec);
     });
   }
@@ -157,7 +168,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     std::size_t cost = frame.payload->size() + frame_overhead;
     // Bytes waiting behind the write in progress (which is at most one
     // earlier queue's worth): a client that reads keeps this near zero.
-    std::size_t queued = waiting_bytes() + ws_.next_layer().waiting_bytes();
+    std::size_t queued = waiting_bytes() + out_.waiting_bytes();
     if (queued + cost > server_.options.send_queue_max_bytes && queued > 0) {
       ++server_.send_queue_drops;
       if (server_.options.send_queue_policy == SendQueuePolicy::drop) {
@@ -179,11 +190,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                             : "send queue overflow: the client is not reading");
       return SendStatus::closed;
     }
-    if (state_ == State::open && !compress_ && ws_.is_open()) {
+    if (state_ == State::open && !compress_) {
       // Server frames are not masked: the bytes are the same for every
       // member of a group, so the shared payload goes out as it is.
       count_out(*frame.payload);
-      ws_.next_layer().write_frame(frame.binary ? 2 : 1, std::move(frame.payload));
+      out_.write_frame(frame.binary ? 2 : 1, std::move(frame.payload));
       return SendStatus::queued;
     }
     queued_bytes_ += cost;
@@ -258,12 +269,12 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     link_.open(
         *consumer_, server_.layer, strand_, weak_from_this(),
         [this](const Message& m) {
-          ws_.next_layer().hold(true);
+          out_.hold(true);
           guarded([&] { ConsumerAccess::dispatch(*consumer_, m); });
         },
         [this] {
-          ws_.next_layer().hold(false);
-          ws_.next_layer().flush_now();
+          out_.hold(false);
+          out_.flush_now();
         });
     guarded([&] { consumer_->on_connect(); });
     if (state_ == State::connecting) {
@@ -300,13 +311,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                                                                            : HandshakeFailure::refused);
     server_.access().info("WSREJECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), static_cast<int>(status),
                           millis(std::chrono::steady_clock::now() - started_));
-    beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
+    tcp().expires_after(server_.options.handshake_timeout);
     // Straight to the transport (TLS or not), under the write coalescing.
-    http::async_write(ws_.next_layer().next_layer(), *res,
+    http::async_write(out_.next_layer(), *res,
                       [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
       boost::system::error_code ec;
-      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
-      beast::get_lowest_layer(self->ws_).close();
+      self->tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->tcp().close();
       self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
     });
   }
@@ -320,23 +331,28 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     }
     state_ = State::open;
     ++server_.websockets_open;
-    // With permessage-deflate on and offered, messages go through Beast to
-    // be compressed; otherwise the session frames them itself.
-    websocket::permessage_deflate pmd;
-    ws_.get_option(pmd);
-    compress_ = pmd.server_enable && req_.find(http::field::sec_websocket_extensions) != req_.end() &&
-                req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
-    // The upgrade request was only needed for the handshake.
+    // The upgrade request was only needed for the handshake, and Beast too
+    // unless it compresses (released once its completion has unwound).
     Request().swap(req_);
+    if (!compress_) {
+      net::post(strand_, [self = shared_from_this()] { self->ws_.reset(); });
+      reader_ = FrameReader(server_.options.max_message_bytes);
+      boost::system::error_code ignored;
+      tcp().socket().non_blocking(true, ignored);
+      arm_idle_timer();
+    }
     ++server_.metrics.ws_connects;
     opened_ = std::chrono::steady_clock::now();
     server_.access().info("WSCONNECT {} {} {:.1f}ms", consumer_->scope().path, client(), millis(opened_ - started_));
-    read();
+    if (compress_)
+      read();
+    else
+      read_frames();
     if (!compress_) {
       // Frames sent while the handshake was in flight.
       for (auto& f : queue_) {
         count_out(*f.payload);
-        ws_.next_layer().write_frame(f.binary ? 2 : 1, std::move(f.payload));
+        out_.write_frame(f.binary ? 2 : 1, std::move(f.payload));
       }
       queue_.clear();
       queued_bytes_ = 0;
@@ -354,7 +370,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void read() {
     reading_ = true;
-    ws_.async_read_some(buffer_, read_chunk, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    ws_->async_read_some(buffer_, read_chunk, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       self->on_read(ec);
     });
   }
@@ -365,7 +381,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       int code = close_code::abnormal;
       if (ec == websocket::error::closed) {
         // The peer's close frame (or the answer to ours) carries the code.
-        code = ws_.reason().code ? static_cast<int>(ws_.reason().code) : 1005;
+        code = ws_->reason().code ? static_cast<int>(ws_->reason().code) : 1005;
         if (close_code_ && state_ == State::closing) code = close_code_;
       } else if (ec.category() == beast::zlib::make_error_code(beast::zlib::error::general).category() &&
                  state_ == State::open && !writing_) {
@@ -387,7 +403,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       if (state_ == State::open) close(close_code::too_big, "message too big");
       return;
     }
-    if (!ws_.is_message_done()) {
+    if (!ws_->is_message_done()) {
       read();
       return;
     }
@@ -395,22 +411,180 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ == State::open) {
       server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
       server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
-      bool text = ws_.got_text();
+      bool text = ws_->got_text();
       // Replies sent from here leave with the next read's flush (below).
-      ws_.next_layer().hold(true);
+      out_.hold(true);
       guarded([&] {
         if (text)
           consumer_->on_receive(data);
         else
           consumer_->on_receive_bytes(data);
       });
-      ws_.next_layer().hold(false);
+      out_.hold(false);
     }
     buffer_.consume(buffer_.size());
     // The buffer grew to hold the whole message: a connection that once got
     // a large one must not keep that much memory for as long as it lives.
     if (buffer_.capacity() > kept_read_buffer) buffer_.shrink_to_fit();
     read();
+  }
+
+  // ---- frames read by the session (connections that do not compress) ----
+
+  beast::tcp_stream& tcp() { return out_.next_layer().next_layer(); }
+
+  // Plain TCP waits for the socket to be readable and reads into the
+  // thread's buffer, so an idle connection holds no read buffer at all.
+  // TLS reads through the stream, into the connection's own buffer.
+  void read_frames() {
+    auto self = shared_from_this();
+    if (out_.next_layer().is_tls()) {
+      if (!tls_buffer_) tls_buffer_ = std::make_unique<char[]>(tls_read_size);
+      out_.next_layer().async_read_some(net::buffer(tls_buffer_.get(), tls_read_size),
+                                        [self](boost::system::error_code ec, std::size_t n) {
+                                          if (ec) return self->on_read_error(ec);
+                                          if (self->handle_bytes(self->tls_buffer_.get(), n)) self->read_frames();
+                                        });
+      return;
+    }
+    tcp().socket().async_wait(tcp::socket::wait_read, [self](boost::system::error_code ec) {
+      if (ec) return self->on_read_error(ec);
+      self->on_readable();
+    });
+  }
+
+  void on_readable() {
+    thread_local std::vector<char> buffer(read_chunk);
+    for (;;) {
+      boost::system::error_code ec;
+      std::size_t n = tcp().socket().read_some(net::buffer(buffer), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) break;
+      if (ec) return on_read_error(ec);
+      if (!handle_bytes(buffer.data(), n)) return;
+      if (n < buffer.size()) break;  // drained: the next bytes wake the wait
+    }
+    read_frames();
+  }
+
+  // Everything one read brought: its messages are handled in turn and
+  // what their handlers send leaves in one write, after the last. False
+  // once reading is over (a close frame, a failure).
+  bool handle_bytes(char* data, std::size_t n) {
+    got_data_ = true;
+    out_.hold(true);
+    FrameEvents events{*this};
+    auto failure = reader_.read(data, n, events);
+    out_.hold(false);
+    if (failure) fail_frames(failure.code, failure.reason);
+    out_.flush_now();
+    return !reader_.done();
+  }
+
+  struct FrameEvents {
+    WebsocketSession& s;
+    void message(bool text, std::string_view data) {
+      if (s.state_ != State::open) return;  // closing: the consumer is done with them
+      s.server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
+      s.server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
+      s.guarded([&] {
+        if (text)
+          s.consumer_->on_receive(data);
+        else
+          s.consumer_->on_receive_bytes(data);
+      });
+    }
+    void ping(std::string_view payload) {
+      if (s.state_ == State::open) s.out_.write_frame(0xA, std::make_shared<const std::string>(payload));
+    }
+    void pong(std::string_view) {}  // any frame counts as life (got_data_)
+    void close(int code, std::string_view) { s.peer_closed(code); }
+  };
+
+  // The peer's close frame: the answer to ours, or its own (echoed).
+  void peer_closed(int code) {
+    if (state_ == State::open) {
+      state_ = State::closing;
+      close_code_ = code;
+      ConsumerAccess::mark_closed(*consumer_);
+      write_close_frame(code == 1005 ? close_code::normal : code, {});
+    }
+    teardown();
+  }
+
+  // The client broke the protocol: say why with a close frame (1002, 1007
+  // or 1009) and read no further frames.
+  void fail_frames(int code, const char* reason) {
+    if (state_ == State::open) {
+      state_ = State::closing;
+      close_code_ = code;
+      ConsumerAccess::mark_closed(*consumer_);
+      write_close_frame(code, reason);
+    }
+    teardown();
+  }
+
+  void write_close_frame(int code, std::string_view reason) {
+    std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
+    payload.append(reason.substr(0, 123));
+    out_.write_frame(0x8, std::make_shared<const std::string>(std::move(payload)));
+  }
+
+  // After what is queued (the close frame last) is written: our side of
+  // the TCP connection is shut down and the peer's bytes are read and
+  // dropped until it closes its side (closing with unread bytes would
+  // reset the connection, and the reset can destroy the close frame before
+  // the peer reads it; Beast's TCP teardown stops after one read). TLS
+  // ends with Beast's teardown (close_notify). The close deadline bounds both.
+  void teardown() {
+    arm_close_timer();
+    out_.async_write_some(net::const_buffer(), [self = shared_from_this()](boost::system::error_code, std::size_t) {
+      if (self->out_.next_layer().is_tls()) {
+        async_teardown(beast::role_type::server, self->out_.next_layer(), [self](boost::system::error_code) {
+          self->tcp().close();
+          self->finish(self->close_code_);
+        });
+        return;
+      }
+      boost::system::error_code ignored;
+      self->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
+  }
+
+  void on_read_error(boost::system::error_code) {
+    boost::system::error_code ignored;
+    tcp().socket().close(ignored);
+    finish(state_ == State::closing && close_code_ ? close_code_ : close_code::abnormal);
+  }
+
+  // A peer silent for the idle timeout is cut off; with keepalive pings it
+  // is pinged halfway. Checked every half timeout against a flag each read
+  // sets, so that reading costs no timer update.
+  void arm_idle_timer() {
+    auto idle = server_.options.idle_timeout;
+    if (idle <= std::chrono::milliseconds::zero()) return;
+    timer_.expires_after(idle / 2);
+    timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto s = weak.lock(); s && !ec) s->on_idle_check();
+    });
+  }
+
+  void on_idle_check() {
+    if (state_ != State::open || deadline_armed_) return;
+    if (got_data_) {
+      got_data_ = false;
+      silent_checks_ = 0;
+    } else if (++silent_checks_ == 1) {
+      if (server_.options.keepalive_pings) {
+        out_.write_frame(0x9, std::make_shared<const std::string>());
+        out_.flush_now();
+      }
+    } else {
+      boost::system::error_code ignored;
+      tcp().socket().close(ignored);  // the pending read ends the session (1006)
+      return;
+    }
+    arm_idle_timer();
   }
 
   // Beast fails the stream without a close frame when compressed data does
@@ -422,22 +596,22 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     close_code_ = code;
     auto frame = std::make_shared<std::array<char, 4>>(
         std::array<char, 4>{'\x88', '\x02', static_cast<char>(code >> 8), static_cast<char>(code & 0xff)});
-    beast::get_lowest_layer(ws_).expires_after(server_.options.handshake_timeout);
+    tcp().expires_after(server_.options.handshake_timeout);
     // Through the write coalescing layer: after any frames already queued,
     // and over TLS when the connection has it.
-    net::async_write(ws_.next_layer(), net::buffer(*frame), [self = shared_from_this(), frame](boost::system::error_code, std::size_t) {
+    net::async_write(out_, net::buffer(*frame), [self = shared_from_this(), frame](boost::system::error_code, std::size_t) {
       boost::system::error_code ignored;
-      beast::get_lowest_layer(self->ws_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
       self->drain();
     });
   }
 
   void drain() {
     auto chunk = std::make_shared<std::array<char, 4096>>();
-    beast::get_lowest_layer(ws_).async_read_some(
+    tcp().async_read_some(
         net::buffer(*chunk), [self = shared_from_this(), chunk](boost::system::error_code ec, std::size_t) {
           if (!ec) return self->drain();
-          beast::get_lowest_layer(self->ws_).close();
+          self->tcp().close();
           self->finish(self->close_code_);
         });
   }
@@ -445,8 +619,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void write_next() {
     writing_ = true;
     auto& f = queue_.front();
-    ws_.text(!f.binary);
-    ws_.async_write(net::buffer(*f.payload), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    ws_->text(!f.binary);
+    ws_->async_write(net::buffer(*f.payload), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       self->on_write(ec);
     });
   }
@@ -478,11 +652,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   // A peer that never answers the close frame (or never reads) is cut off.
   void arm_close_timer() {
-    if (close_timer_armed_) return;
-    close_timer_armed_ = true;
-    close_timer_.expires_after(server_.options.handshake_timeout);
-    close_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      if (auto s = weak.lock(); s && !ec) beast::get_lowest_layer(s->ws_).close();
+    if (deadline_armed_) return;
+    deadline_armed_ = true;
+    timer_.expires_after(server_.options.handshake_timeout);
+    timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto s = weak.lock(); s && !ec) s->tcp().close();
     });
   }
 
@@ -490,7 +664,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (close_started_) return;
     close_started_ = true;
     arm_close_timer();
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
+    if (!compress_) {
+      // The peer's answer comes through read_frames(), which goes on
+      // reading until it does.
+      write_close_frame(close_code_, close_reason_);
+      return;
+    }
+    ws_->async_close(websocket::close_reason(static_cast<websocket::close_code>(close_code_), close_reason_),
                     [self = shared_from_this()](boost::system::error_code) {
                       // With a read pending, the read completes with `closed` and
                       // finishes the session; without one, this does.
@@ -519,7 +699,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     state_ = State::closed;
     if (finished_) return;
     finished_ = true;
-    close_timer_.cancel();
+    timer_.cancel();
     handshake_timer_.reset();
     queue_.clear();
     if (!connect_ran_) return;
@@ -539,19 +719,21 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   ServerImpl& server_;
-  websocket::stream<CorkedStream<ServerStream>> ws_;
+  // The handshake, and every frame of a connection that compresses.
+  std::optional<websocket::stream<CorkedStream<ServerStream>>> ws_;
+  CorkedStream<ServerStream> out_;  // the same stream as ws_'s next layer
   Strand strand_;
   Request req_;
   std::unique_ptr<WebsocketConsumer> consumer_;
   ConsumerLink link_;
   beast::flat_buffer buffer_;
   boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
-  net::steady_timer close_timer_;
+  net::steady_timer timer_;
   std::optional<net::steady_timer> handshake_timer_;
   State state_ = State::connecting;
   bool writing_ = false;
   bool close_started_ = false;
-  bool close_timer_armed_ = false;
+  bool deadline_armed_ = false;
   bool close_after_accept_ = false;
   bool connect_ran_ = false;
   bool finished_ = false;
@@ -566,6 +748,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   std::size_t queued_bytes_ = 0;
   bool reading_ = false;
   bool compress_ = false;
+  bool got_data_ = false;             // since the last idle check
+  unsigned char silent_checks_ = 0;  // idle checks in a row without data
+  FrameReader reader_{0};
+  std::unique_ptr<char[]> tls_buffer_;
+  static constexpr std::size_t tls_read_size = 16 * 1024;
   static constexpr std::size_t read_chunk = 64 * 1024;
   // What a read buffer may keep between messages (Beast reads at most
   // 1,536 bytes at a time into an empty one).
