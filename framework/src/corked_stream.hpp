@@ -91,6 +91,17 @@ class CorkedStream {
     if (!state_->pending.empty()) flush(state_);
   }
 
+  /// Gives back what an earlier write left in the batches' capacity (the
+  /// handshake's answer is a dozen pieces; a frame is one or two), for a
+  /// connection about to sit idle. Nothing changes while a write is queued.
+  void shrink() {
+    auto& s = *state_;
+    if (s.writing || !s.pending.empty()) return;
+    s.pending = Batch();
+    s.in_flight = Batch();
+    std::vector<boost::asio::const_buffer>().swap(s.buffers);
+  }
+
   /// Beast comes here only when it has handled every frame it buffered: the
   /// replies to all of them are queued by now, so they leave at once rather
   /// than waiting in the flush window (a closed-loop echo gets its answer in

@@ -37,11 +37,24 @@ class ServerStream {
   Tls& tls() { return *tls_; }
 
   /// The TCP stream underneath (timeouts, the socket, close). Beast's
-  /// get_lowest_layer() finds it through here.
+  /// get_lowest_layer() finds it through here. Not after drop_timeouts().
   boost::beast::tcp_stream& next_layer() { return tls_ ? tls_->next_layer() : *tcp_; }
   const boost::beast::tcp_stream& next_layer() const { return tls_ ? tls_->next_layer() : *tcp_; }
 
-  executor_type get_executor() { return next_layer().get_executor(); }
+  /// The socket, whatever is above it.
+  boost::asio::ip::tcp::socket& socket() { return socket_ ? *socket_ : next_layer().socket(); }
+
+  /// Plain TCP only: keeps the bare socket and drops the TCP stream's
+  /// timeout machinery (three timers, about half a kilobyte), for a
+  /// connection that keeps its own deadlines: a WebSocket that frames
+  /// itself. Over TLS it changes nothing.
+  void drop_timeouts() {
+    if (tls_ || !tcp_) return;
+    socket_.emplace(tcp_->release_socket());
+    tcp_.reset();
+  }
+
+  executor_type get_executor() { return socket().get_executor(); }
 
   template <class MutableBuffers, class Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
@@ -49,6 +62,8 @@ class ServerStream {
         [this](auto&& h, const MutableBuffers& b) {
           if (tls_)
             tls_->async_read_some(b, std::forward<decltype(h)>(h));
+          else if (socket_)
+            socket_->async_read_some(b, std::forward<decltype(h)>(h));
           else
             tcp_->async_read_some(b, std::forward<decltype(h)>(h));
         },
@@ -61,6 +76,8 @@ class ServerStream {
         [this](auto&& h, const ConstBuffers& b) {
           if (tls_)
             tls_->async_write_some(b, std::forward<decltype(h)>(h));
+          else if (socket_)
+            socket_->async_write_some(b, std::forward<decltype(h)>(h));
           else
             tcp_->async_write_some(b, std::forward<decltype(h)>(h));
         },
@@ -76,7 +93,7 @@ class ServerStream {
   std::size_t try_write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
     ec = {};
     if (tls_) return 0;
-    auto& socket = tcp_->socket();
+    auto& socket = this->socket();
     if (!socket.non_blocking()) {
       socket.non_blocking(true, ec);
       if (ec) return 0;
@@ -92,6 +109,8 @@ class ServerStream {
     using boost::beast::websocket::teardown;
     if (s.tls_)
       teardown(role, *s.tls_, ec);
+    else if (s.socket_)
+      teardown(role, *s.socket_, ec);
     else
       teardown(role, *s.tcp_, ec);
   }
@@ -101,12 +120,15 @@ class ServerStream {
     using boost::beast::websocket::async_teardown;
     if (s.tls_)
       async_teardown(role, *s.tls_, std::forward<Handler>(handler));
+    else if (s.socket_)
+      async_teardown(role, *s.socket_, std::forward<Handler>(handler));
     else
       async_teardown(role, *s.tcp_, std::forward<Handler>(handler));
   }
 
  private:
   std::optional<boost::beast::tcp_stream> tcp_;  // plain only
+  std::optional<boost::asio::ip::tcp::socket> socket_;  // plain, after drop_timeouts()
 
   std::unique_ptr<Tls> tls_;
 };

@@ -53,7 +53,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         ws_(std::in_place, std::move(stream)),
         out_(std::as_const(ws_->next_layer())),
         strand_(strand_of(ws_->get_executor())),
-        req_(std::move(req)),
+        req_(std::make_unique<Request>(std::move(req))),
         consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
         timer_(strand_) {
     ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
@@ -91,7 +91,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         self->state_ = State::closing;
         self->finish(close_code::going_away);
       }
-      self->tcp().close();
+      self->close_socket();
     });
   }
 
@@ -100,7 +100,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void accept(std::string subprotocol) {
     if (state_ != State::connecting) return;
     state_ = State::handshaking;
-    handshake_timer_.reset();
+    timer_.cancel();  // the handshake timeout
     // Middleware may name the answer for a subprotocol it consumed (the
     // token offered as ["access_token", TOKEN]): a browser fails a handshake
     // whose answer names none of its offers.
@@ -118,8 +118,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     // Offered and enabled: messages go through Beast to be compressed.
     // Otherwise Beast only answers the handshake and the session reads
     // and writes the frames itself (frame_reader.hpp says why).
-    compress_ = o.permessage_deflate.enabled && req_.find(http::field::sec_websocket_extensions) != req_.end() &&
-                req_[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
+    compress_ = o.permessage_deflate.enabled &&
+                (*req_)[http::field::sec_websocket_extensions].find("permessage-deflate") != beast::string_view::npos;
     ws_->set_option(websocket::stream_base::timeout{
         o.handshake_timeout, compress_ ? o.idle_timeout : websocket::stream_base::none(), compress_ && o.keepalive_pings});
     // The size limit is enforced here, not by Beast: Beast's teardown closes
@@ -158,7 +158,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       res.set(http::field::server, "cppchannels");
       if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
     }));
-    ws_->async_accept(req_, [self = shared_from_this()](boost::system::error_code ec) {
+    ws_->async_accept(*req_, [self = shared_from_this()](boost::system::error_code ec) {
       self->on_accept(ec);
     });
   }
@@ -280,10 +280,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ == State::connecting) {
       // on_connect neither accepted nor refused yet (it may be waiting on
       // something): give it until the handshake timeout.
-      handshake_timer_.emplace(strand_);
-      handshake_timer_->expires_after(server_.options.handshake_timeout);
+      timer_.expires_after(server_.options.handshake_timeout);
       // The timer also keeps this session alive while on_connect decides.
-      handshake_timer_->async_wait([s = shared_from_this()](boost::system::error_code ec) {
+      timer_.async_wait([s = shared_from_this()](boost::system::error_code ec) {
         if (ec || s->state_ != State::connecting) return;
         log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
                    s->server_.options.handshake_timeout.count());
@@ -296,9 +295,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void refuse(http::status status) {
     if (state_ != State::connecting) return;
     state_ = State::closing;
-    handshake_timer_.reset();
+    timer_.cancel();  // the handshake timeout
     ConsumerAccess::mark_closed(*consumer_);
-    auto res = std::make_shared<http::response<http::string_body>>(status, req_.version());
+    auto res = std::make_shared<http::response<http::string_body>>(status, req_->version());
     res->set(http::field::server, "cppchannels");
     res->set(http::field::content_type, "text/plain; charset=utf-8");
     res->body() = std::to_string(static_cast<int>(status)) + " " + std::string(obsolete_reason(status)) +
@@ -311,13 +310,13 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                                                                            : HandshakeFailure::refused);
     server_.access().info("WSREJECT {} {} {} {:.1f}ms", consumer_->scope().path, client(), static_cast<int>(status),
                           millis(std::chrono::steady_clock::now() - started_));
-    tcp().expires_after(server_.options.handshake_timeout);
+    out_.next_layer().next_layer().expires_after(server_.options.handshake_timeout);
     // Straight to the transport (TLS or not), under the write coalescing.
     http::async_write(out_.next_layer(), *res,
                       [self = shared_from_this(), res](boost::system::error_code, std::size_t) {
       boost::system::error_code ec;
-      self->tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->tcp().close();
+      self->socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->close_socket();
       self->finish(self->refused_code_ ? self->refused_code_ : close_code::abnormal);
     });
   }
@@ -333,12 +332,14 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     ++server_.websockets_open;
     // The upgrade request was only needed for the handshake, and Beast too
     // unless it compresses (released once its completion has unwound).
-    Request().swap(req_);
+    req_.reset();
     if (!compress_) {
       net::post(strand_, [self = shared_from_this()] { self->ws_.reset(); });
       reader_ = FrameReader(server_.options.max_message_bytes);
+      out_.next_layer().drop_timeouts();
+      out_.shrink();
       boost::system::error_code ignored;
-      tcp().socket().non_blocking(true, ignored);
+      socket().non_blocking(true, ignored);
       arm_idle_timer();
     }
     ++server_.metrics.ws_connects;
@@ -431,7 +432,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   // ---- frames read by the session (connections that do not compress) ----
 
-  beast::tcp_stream& tcp() { return out_.next_layer().next_layer(); }
+  tcp::socket& socket() { return out_.next_layer().socket(); }
+  void close_socket() {
+    boost::system::error_code ignored;
+    socket().close(ignored);
+  }
 
   // Plain TCP waits for the socket to be readable and reads into the
   // thread's buffer, so an idle connection holds no read buffer at all.
@@ -447,7 +452,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
                                         });
       return;
     }
-    tcp().socket().async_wait(tcp::socket::wait_read, [self](boost::system::error_code ec) {
+    socket().async_wait(tcp::socket::wait_read, [self](boost::system::error_code ec) {
       if (ec) return self->on_read_error(ec);
       self->on_readable();
     });
@@ -457,7 +462,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     thread_local std::vector<char> buffer(read_chunk);
     for (;;) {
       boost::system::error_code ec;
-      std::size_t n = tcp().socket().read_some(net::buffer(buffer), ec);
+      std::size_t n = socket().read_some(net::buffer(buffer), ec);
       if (ec == net::error::would_block || ec == net::error::try_again) break;
       if (ec) return on_read_error(ec);
       if (!handle_bytes(buffer.data(), n)) return;
@@ -540,20 +545,19 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     out_.async_write_some(net::const_buffer(), [self = shared_from_this()](boost::system::error_code, std::size_t) {
       if (self->out_.next_layer().is_tls()) {
         async_teardown(beast::role_type::server, self->out_.next_layer(), [self](boost::system::error_code) {
-          self->tcp().close();
+          self->close_socket();
           self->finish(self->close_code_);
         });
         return;
       }
       boost::system::error_code ignored;
-      self->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->socket().shutdown(tcp::socket::shutdown_send, ignored);
       self->drain();
     });
   }
 
   void on_read_error(boost::system::error_code) {
-    boost::system::error_code ignored;
-    tcp().socket().close(ignored);
+    close_socket();
     finish(state_ == State::closing && close_code_ ? close_code_ : close_code::abnormal);
   }
 
@@ -580,8 +584,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         out_.flush_now();
       }
     } else {
-      boost::system::error_code ignored;
-      tcp().socket().close(ignored);  // the pending read ends the session (1006)
+      close_socket();  // the pending read ends the session (1006)
       return;
     }
     arm_idle_timer();
@@ -596,22 +599,22 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     close_code_ = code;
     auto frame = std::make_shared<std::array<char, 4>>(
         std::array<char, 4>{'\x88', '\x02', static_cast<char>(code >> 8), static_cast<char>(code & 0xff)});
-    tcp().expires_after(server_.options.handshake_timeout);
+    arm_close_timer();
     // Through the write coalescing layer: after any frames already queued,
     // and over TLS when the connection has it.
     net::async_write(out_, net::buffer(*frame), [self = shared_from_this(), frame](boost::system::error_code, std::size_t) {
       boost::system::error_code ignored;
-      self->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->socket().shutdown(tcp::socket::shutdown_send, ignored);
       self->drain();
     });
   }
 
   void drain() {
     auto chunk = std::make_shared<std::array<char, 4096>>();
-    tcp().async_read_some(
+    socket().async_read_some(
         net::buffer(*chunk), [self = shared_from_this(), chunk](boost::system::error_code ec, std::size_t) {
           if (!ec) return self->drain();
-          self->tcp().close();
+          self->close_socket();
           self->finish(self->close_code_);
         });
   }
@@ -656,7 +659,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     deadline_armed_ = true;
     timer_.expires_after(server_.options.handshake_timeout);
     timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      if (auto s = weak.lock(); s && !ec) s->tcp().close();
+      if (auto s = weak.lock(); s && !ec) s->close_socket();
     });
   }
 
@@ -700,7 +703,6 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (finished_) return;
     finished_ = true;
     timer_.cancel();
-    handshake_timer_.reset();
     queue_.clear();
     if (!connect_ran_) return;
     ConsumerAccess::mark_closed(*consumer_);
@@ -723,13 +725,14 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   std::optional<websocket::stream<CorkedStream<ServerStream>>> ws_;
   CorkedStream<ServerStream> out_;  // the same stream as ws_'s next layer
   Strand strand_;
-  Request req_;
+  std::unique_ptr<Request> req_;  // until the handshake is answered
   std::unique_ptr<WebsocketConsumer> consumer_;
   ConsumerLink link_;
   beast::flat_buffer buffer_;
   boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
+  // The handshake timeout, then (frames read here) the idle checks, then the
+  // closing deadline.
   net::steady_timer timer_;
-  std::optional<net::steady_timer> handshake_timer_;
   State state_ = State::connecting;
   bool writing_ = false;
   bool close_started_ = false;
