@@ -26,9 +26,8 @@ class ConsumerLink {
   void open(Consumer& consumer, std::shared_ptr<ChannelLayer> layer, const Strand& strand,
             std::weak_ptr<void> owner, Deliver deliver, Delivered delivered = [] {}) {
     layer_ = std::move(layer);
-    channel_ = layer_->new_channel();
-    ConsumerAccess::set_channel_name(consumer, channel_);
-    auto inbox = layer_->attach(channel_);
+    ConsumerAccess::set_channel_name(consumer, layer_->new_channel());
+    auto inbox = layer_->attach(consumer.channel_name());
     // Woken once per batch (see delivery_window.hpp): the drain takes
     // everything queued so far, so a burst costs one hop onto the strand,
     // not one per message.
@@ -43,13 +42,13 @@ class ConsumerLink {
     if (!layer_) return;
     for (const auto& g : ConsumerAccess::take_groups(consumer)) {
       try {
-        layer_->group_discard(g, channel_);
+        layer_->group_discard(g, consumer.channel_name());
       } catch (const std::exception& e) {
         log().warn("leaving group {}: {}", g, e.what());
       }
     }
     if (inbox_) inbox_->clear_wake();
-    layer_->detach(channel_);
+    layer_->detach(consumer.channel_name());
     layer_.reset();
     inbox_.reset();
   }
@@ -89,7 +88,6 @@ class ConsumerLink {
 
   std::shared_ptr<ChannelLayer> layer_;
   std::shared_ptr<Inbox> inbox_;
-  std::string channel_;
 };
 
 }  // namespace channels::detail

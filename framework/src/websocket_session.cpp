@@ -55,7 +55,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         strand_(strand_of(ws_->get_executor())),
         req_(std::make_unique<Request>(std::move(req))),
         consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
-        timer_(strand_) {
+        timer_(ws_->get_executor()) {
     ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
   }
 
@@ -731,7 +731,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   beast::flat_buffer buffer_;
   boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
   // The handshake timeout, then (frames read here) the idle checks, then the
-  // closing deadline.
+  // closing deadline. On the socket's executor: the same strand, without
+  // the copy of it a timer made from strand_ would allocate.
   net::steady_timer timer_;
   State state_ = State::connecting;
   bool writing_ = false;
