@@ -91,6 +91,7 @@ ServerImpl::~ServerImpl() {
   // of this object is alive for them to unregister.
   acceptor.reset();
   drain_timer.reset();
+  idle_timer.reset();
   work.reset();
   ioc.reset();
 }
@@ -122,12 +123,14 @@ void ServerImpl::start() {
   if (host) {
     // The host runs its io_context, and keeps it running.
     do_accept();
+    start_idle_sweep();
     log().info("serving on {}://{}:{}/ on the application's io_context", tls_context ? "https" : "http",
                options.bind, bound_port);
     return;
   }
   work.emplace(ioc->get_executor());
   do_accept();
+  start_idle_sweep();
   for (unsigned i = 0; i < options.threads; ++i)
     threads.emplace_back([this] {
       for (;;) {
@@ -165,6 +168,44 @@ void ServerImpl::load_tls() {
     throw std::system_error(ec, fmt::format("cannot load the TLS private key from '{}' (a PEM file, "
                                             "without a passphrase, matching the certificate)",
                                             options.tls_key));
+}
+
+void ServerImpl::start_idle_sweep() {
+  if (options.idle_timeout <= std::chrono::milliseconds::zero()) return;
+  idle_timer.emplace(net::make_strand(context()));
+  sweeping = true;
+  arm_idle_sweep();
+}
+
+void ServerImpl::arm_idle_sweep() {
+  idle_timer->expires_after(options.idle_timeout / 2);
+  idle_timer->async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping) return end_idle_sweep();
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(mutex);
+      live.reserve(sessions.size());
+      for (auto& [_, e] : sessions)
+        if (auto s = e.session.lock()) live.push_back(std::move(s));
+    }
+    for (auto& s : live) s->idle_check();
+    arm_idle_sweep();
+  });
+}
+
+void ServerImpl::stop_idle_sweep() {
+  if (!idle_timer) return;
+  net::post(idle_timer->get_executor(), [this] {
+    idle_timer->cancel();
+    end_idle_sweep();
+  });
+}
+
+// Two things end the sweep, in either order on its strand: its last tick
+// (cancelled, or one that saw the shutdown) and stop_idle_sweep()'s cancel.
+// The second to come is the last to touch the server.
+void ServerImpl::end_idle_sweep() {
+  if (++sweep_ends == 2) sweeping = false;
 }
 
 void ServerImpl::do_accept() {
@@ -238,6 +279,7 @@ void ServerImpl::begin_shutdown() {
     boost::system::error_code ec;
     acceptor->close(ec);
   });
+  stop_idle_sweep();
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(mutex);
@@ -269,7 +311,7 @@ void ServerImpl::begin_shutdown() {
       }
       for (auto& s : left) s->abort();
     }
-    bool drained = session_count() == 0 && !accepting;
+    bool drained = session_count() == 0 && !accepting && !sweeping;
     if (drained || (!host && now >= hard_deadline)) {
       // Embedded, the host's io_context outlives the server: it stops only
       // once nothing in that io_context refers to it any more.

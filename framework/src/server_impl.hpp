@@ -39,6 +39,9 @@ class Session {
   /// Posted when the drain timeout has passed: cut the connection now (the
   /// consumer still gets on_disconnect).
   virtual void abort() = 0;
+  /// Called (off the session's strand) every half idle timeout: a WebSocket
+  /// that reads its own frames checks whether its peer went silent.
+  virtual void idle_check() {}
 };
 
 struct ServerImpl {
@@ -57,6 +60,13 @@ struct ServerImpl {
   void finish();
 
   void do_accept();
+  /// One timer for every connection's idle timeout (a pending timer per
+  /// connection costs about 350 bytes): each half timeout, every session's
+  /// idle_check().
+  void start_idle_sweep();
+  void arm_idle_sweep();
+  void stop_idle_sweep();
+  void end_idle_sweep();
   void load_tls();
   /// Whether a new connection fits under max_connections and
   /// max_connections_per_ip (it counts itself).
@@ -80,6 +90,9 @@ struct ServerImpl {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> drain_timer;
+  std::optional<net::steady_timer> idle_timer;  // on its own strand
+  std::atomic<bool> sweeping{false};  // the idle sweep may still touch the server
+  int sweep_ends = 0;                 // on idle_timer's strand: see end_idle_sweep()
   std::optional<net::ssl::context> tls_context;  // set when options name a certificate
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;

@@ -54,8 +54,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         out_(std::as_const(ws_->next_layer())),
         strand_(strand_of(ws_->get_executor())),
         req_(std::make_unique<Request>(std::move(req))),
-        consumer_(static_cast<WebsocketConsumer*>(consumer.release())),
-        timer_(ws_->get_executor()) {
+        consumer_(static_cast<WebsocketConsumer*>(consumer.release())) {
     ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
   }
 
@@ -100,7 +99,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void accept(std::string subprotocol) {
     if (state_ != State::connecting) return;
     state_ = State::handshaking;
-    timer_.cancel();  // the handshake timeout
+    if (timer_) timer_->cancel();  // the handshake timeout
     // Middleware may name the answer for a subprotocol it consumed (the
     // token offered as ["access_token", TOKEN]): a browser fails a handshake
     // whose answer names none of its offers.
@@ -280,9 +279,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     if (state_ == State::connecting) {
       // on_connect neither accepted nor refused yet (it may be waiting on
       // something): give it until the handshake timeout.
-      timer_.expires_after(server_.options.handshake_timeout);
+      timer().expires_after(server_.options.handshake_timeout);
       // The timer also keeps this session alive while on_connect decides.
-      timer_.async_wait([s = shared_from_this()](boost::system::error_code ec) {
+      timer().async_wait([s = shared_from_this()](boost::system::error_code ec) {
         if (ec || s->state_ != State::connecting) return;
         log().warn("{}: on_connect did not accept() or close() within {} ms: refusing", s->consumer_->scope().path,
                    s->server_.options.handshake_timeout.count());
@@ -295,7 +294,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void refuse(http::status status) {
     if (state_ != State::connecting) return;
     state_ = State::closing;
-    timer_.cancel();  // the handshake timeout
+    if (timer_) timer_->cancel();  // the handshake timeout
     ConsumerAccess::mark_closed(*consumer_);
     auto res = std::make_shared<http::response<http::string_body>>(status, req_->version());
     res->set(http::field::server, "cppchannels");
@@ -340,7 +339,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       out_.shrink();
       boost::system::error_code ignored;
       socket().non_blocking(true, ignored);
-      arm_idle_timer();
+      got_data_ = true;  // the handshake counts: silence is measured from here
+      timer_.reset();    // the handshake timeout's, if on_connect took its time
     }
     ++server_.metrics.ws_connects;
     opened_ = std::chrono::steady_clock::now();
@@ -562,19 +562,15 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   // A peer silent for the idle timeout is cut off; with keepalive pings it
-  // is pinged halfway. Checked every half timeout against a flag each read
-  // sets, so that reading costs no timer update.
-  void arm_idle_timer() {
-    auto idle = server_.options.idle_timeout;
-    if (idle <= std::chrono::milliseconds::zero()) return;
-    timer_.expires_after(idle / 2);
-    timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-      if (auto s = weak.lock(); s && !ec) s->on_idle_check();
-    });
+  // is pinged halfway. The server's sweep calls every half timeout; each
+  // read sets a flag, so that reading costs no timer update, and an idle
+  // connection holds no timer of its own.
+  void idle_check() override {
+    net::post(strand_, [self = shared_from_this()] { self->on_idle_check(); });
   }
 
   void on_idle_check() {
-    if (state_ != State::open || deadline_armed_) return;
+    if (state_ != State::open || compress_ || deadline_armed_) return;
     if (got_data_) {
       got_data_ = false;
       silent_checks_ = 0;
@@ -585,9 +581,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       }
     } else {
       close_socket();  // the pending read ends the session (1006)
-      return;
     }
-    arm_idle_timer();
   }
 
   // Beast fails the stream without a close frame when compressed data does
@@ -657,8 +651,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   void arm_close_timer() {
     if (deadline_armed_) return;
     deadline_armed_ = true;
-    timer_.expires_after(server_.options.handshake_timeout);
-    timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    timer().expires_after(server_.options.handshake_timeout);
+    timer().async_wait([weak = weak_from_this()](boost::system::error_code ec) {
       if (auto s = weak.lock(); s && !ec) s->close_socket();
     });
   }
@@ -702,7 +696,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     state_ = State::closed;
     if (finished_) return;
     finished_ = true;
-    timer_.cancel();
+    if (timer_) timer_->cancel();
     queue_.clear();
     if (!connect_ran_) return;
     ConsumerAccess::mark_closed(*consumer_);
@@ -730,10 +724,16 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   ConsumerLink link_;
   beast::flat_buffer buffer_;
   boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
-  // The handshake timeout, then (frames read here) the idle checks, then the
-  // closing deadline. On the socket's executor: the same strand, without
-  // the copy of it a timer made from strand_ would allocate.
-  net::steady_timer timer_;
+  // The handshake timeout (when on_connect does not decide at once), then
+  // the closing deadline: made when first needed, since an open connection
+  // has neither (the server's sweep does its idle checks).
+  std::unique_ptr<net::steady_timer> timer_;
+  net::steady_timer& timer() {
+    // On the socket's executor: the same strand, without the copy of it a
+    // timer made from strand_ would allocate.
+    if (!timer_) timer_ = std::make_unique<net::steady_timer>(socket().get_executor());
+    return *timer_;
+  }
   State state_ = State::connecting;
   bool writing_ = false;
   bool close_started_ = false;
