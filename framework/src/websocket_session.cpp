@@ -371,7 +371,8 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void read() {
     reading_ = true;
-    ws_->async_read_some(buffer_, read_chunk, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    if (!buffer_) buffer_ = std::make_unique<beast::flat_buffer>();
+    ws_->async_read_some(*buffer_, read_chunk, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
       self->on_read(ec);
     });
   }
@@ -396,11 +397,11 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       finish(code);
       return;
     }
-    if (buffer_.size() > server_.options.max_message_bytes) {
+    if (buffer_->size() > server_.options.max_message_bytes) {
       // Too big: say so with 1009 and stop reading; the closing handshake
       // reads (and discards) the rest, so the client can see the close frame.
-      buffer_.consume(buffer_.size());
-      buffer_.shrink_to_fit();
+      buffer_->consume(buffer_->size());
+      buffer_->shrink_to_fit();
       if (state_ == State::open) close(close_code::too_big, "message too big");
       return;
     }
@@ -408,7 +409,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       read();
       return;
     }
-    std::string_view data(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    std::string_view data(static_cast<const char*>(buffer_->data().data()), buffer_->size());
     if (state_ == State::open) {
       server_.metrics.ws_messages_in.fetch_add(1, std::memory_order_relaxed);
       server_.metrics.ws_bytes_in.fetch_add(data.size(), std::memory_order_relaxed);
@@ -423,10 +424,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
       });
       out_.hold(false);
     }
-    buffer_.consume(buffer_.size());
+    buffer_->consume(buffer_->size());
     // The buffer grew to hold the whole message: a connection that once got
     // a large one must not keep that much memory for as long as it lives.
-    if (buffer_.capacity() > kept_read_buffer) buffer_.shrink_to_fit();
+    if (buffer_->capacity() > kept_read_buffer) buffer_->shrink_to_fit();
     read();
   }
 
@@ -722,7 +723,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   std::unique_ptr<Request> req_;  // until the handshake is answered
   std::unique_ptr<WebsocketConsumer> consumer_;
   ConsumerLink link_;
-  beast::flat_buffer buffer_;
+  std::unique_ptr<beast::flat_buffer> buffer_;  // messages Beast reads (compressed connections)
   boost::container::devector<OutFrame> queue_;  // empty costs nothing, unlike std::deque
   // The handshake timeout (when on_connect does not decide at once), then
   // the closing deadline: made when first needed, since an open connection
@@ -756,7 +757,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   unsigned char silent_checks_ = 0;  // idle checks in a row without data
   FrameReader reader_{0};
   std::unique_ptr<char[]> tls_buffer_;
-  static constexpr std::size_t tls_read_size = 16 * 1024;
+  // Small: the TLS stream keeps a whole record of its own and decrypts from
+  // it without another syscall.
+  static constexpr std::size_t tls_read_size = 4 * 1024;
   static constexpr std::size_t read_chunk = 64 * 1024;
   // What a read buffer may keep between messages (Beast reads at most
   // 1,536 bytes at a time into an empty one).
