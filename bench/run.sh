@@ -4,7 +4,7 @@
 # against cppchannels, plain Beast and Django Channels (daphne) side by side.
 # Prints one table, writes bench/results/latest.json and latest.png.
 #
-#   bench/run.sh            full run (8-14 minutes)
+#   bench/run.sh            full run (6-14 minutes)
 #   bench/run.sh --quick    smaller scenarios (about 5 minutes)
 #   bench/run.sh --help     every option (--reps, --only, --servers, --out)
 set -euo pipefail
