@@ -9,6 +9,7 @@
 // allocation per member: server frames are unmasked, so the bytes on the
 // wire are identical.
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -29,6 +30,18 @@ class Delivery {
   /// own string when `text` is one of its fields, or the frame another
   /// member built for the same message on this thread; a new copy otherwise.
   static std::shared_ptr<const std::string> shared_payload(std::string_view text);
+
+  /// The payload for `content` as JSON text, shared the same way: the frame
+  /// another member dumped from the same value for the same message on this
+  /// thread (the dump, the larger part of a JSON send, is then skipped), or
+  /// a new dump. "The same" is what dumps the same: equal types and bits
+  /// (1 and 1.0, 0.0 and -0.0 differ), not JSON's ==.
+  static std::shared_ptr<const std::string> shared_json(const Json& content);
+
+  /// Bytes of frames this thread keeps for the members still to come (they
+  /// can outlive their messages, up to `cache_budget()`).
+  static std::size_t cached_bytes();
+  static std::size_t cache_budget();
 
  private:
   // constinit: other translation units then read the variable directly.

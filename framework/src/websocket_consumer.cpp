@@ -1,5 +1,6 @@
 #include <channels/websocket_consumer.hpp>
 
+#include <channels/detail/consumer_access.hpp>
 #include <channels/detail/transport.hpp>
 #include <channels/log.hpp>
 
@@ -56,7 +57,9 @@ void WebsocketConsumer::close(int code, std::string_view reason) {
 
 void JsonWebsocketConsumer::on_receive_json(const Json&) {}
 
-SendStatus JsonWebsocketConsumer::send_json(const Json& content) { return send(content.dump()); }
+SendStatus JsonWebsocketConsumer::send_json(const Json& content) {
+  return detail::ConsumerAccess::send_frame(*this, detail::Delivery::shared_json(content), false);
+}
 
 void JsonWebsocketConsumer::on_receive(std::string_view text) {
   detail::JsonFrame frame = detail::parse_json_frame(text, json_max_depth);

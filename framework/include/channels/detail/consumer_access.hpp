@@ -35,6 +35,9 @@ struct ConsumerAccess {
     c.transport_ = std::move(t);
   }
   static void mark_closed(WebsocketConsumer& c) { c.closing_ = true; }
+  static SendStatus send_frame(WebsocketConsumer& c, std::shared_ptr<const std::string> payload, bool binary) {
+    return c.send_frame(std::move(payload), binary);
+  }
 };
 
 }  // namespace channels::detail
