@@ -291,11 +291,12 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     }
     // The WebSocket session owns the socket from here on.
     tcp_layer().expires_never();
-    if (buffer_.size())
-      log().debug("{} bytes after the upgrade request were sent early; the client is not waiting for 101",
-                  buffer_.size());
+    // Bytes the client sent after the request without waiting for the 101
+    // (RFC 6455 4.1 says it must wait): the WebSocket session reads them
+    // first rather than lose them.
+    std::string early(static_cast<const char*>(buffer_.data().data()), buffer_.size());
     start_websocket_session(server_, this, std::move(stream_), std::move(request_), std::move(scope),
-                            std::move(consumer));
+                            std::move(consumer), std::move(early));
   }
 
   void dispatch_http() {

@@ -23,9 +23,10 @@ Scope make_scope(const Request& req, const ServerStream& stream, std::string typ
 
 /// Takes over an upgraded connection from the HTTP session `from` (and its
 /// place in the server's connection counts): runs on_connect, then the
-/// handshake (or its refusal), then the WebSocket.
+/// handshake (or its refusal), then the WebSocket. `early` is what the
+/// client sent after the upgrade request without waiting for the answer.
 void start_websocket_session(ServerImpl& server, Session* from, ServerStream stream, Request req, Scope scope,
-                             std::unique_ptr<Consumer> consumer);
+                             std::unique_ptr<Consumer> consumer, std::string early);
 
 /// root_path, and the client and scheme from a trusted proxy's headers.
 void apply_server_options(Scope& scope, const ServerOptions& options);

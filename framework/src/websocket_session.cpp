@@ -48,7 +48,7 @@ class WsTransport final : public WebsocketTransport {
 class WebsocketSession final : public Session, public std::enable_shared_from_this<WebsocketSession> {
  public:
   WebsocketSession(ServerImpl& server, ServerStream stream, Request req, Scope scope,
-                   std::unique_ptr<Consumer> consumer)
+                   std::unique_ptr<Consumer> consumer, std::string early)
       : server_(server),
         ws_(std::in_place, std::move(stream)),
         out_(std::as_const(ws_->next_layer())),
@@ -56,6 +56,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         req_(std::make_unique<Request>(std::move(req))),
         consumer_(static_cast<WebsocketConsumer*>(consumer.release())) {
     ConsumerAccess::bind(*consumer_, std::move(scope), server_.layer, strand_);
+    if (!early.empty()) early_ = std::make_unique<std::string>(std::move(early));
   }
 
   ~WebsocketSession() override {
@@ -345,10 +346,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     ++server_.metrics.ws_connects;
     opened_ = std::chrono::steady_clock::now();
     server_.access().info("WSCONNECT {} {} {:.1f}ms", consumer_->scope().path, client(), millis(opened_ - started_));
-    if (compress_)
-      read();
-    else
-      read_frames();
+    if (compress_) read();
     if (!compress_) {
       // Frames sent while the handshake was in flight.
       for (auto& f : queue_) {
@@ -367,6 +365,22 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     } else if (!queue_.empty() && !writing_) {
       write_next();
     }
+    if (!compress_) {
+      read_early_then_frames();
+    } else if (early_) {
+      // Compressed or not depends on the answer, which the client did not wait for.
+      early_.reset();
+      close(close_code::protocol_error, "data sent before the handshake was answered");
+    }
+  }
+
+  // What the client sent before the 101, as if it had just been read.
+  void read_early_then_frames() {
+    if (early_) {
+      auto bytes = std::move(early_);
+      if (!handle_bytes(bytes->data(), bytes->size())) return;
+    }
+    read_frames();
   }
 
   void read() {
@@ -721,6 +735,7 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   CorkedStream<ServerStream> out_;  // the same stream as ws_'s next layer
   Strand strand_;
   std::unique_ptr<Request> req_;  // until the handshake is answered
+  std::unique_ptr<std::string> early_;  // bytes after the request, until the handshake is answered
   std::unique_ptr<WebsocketConsumer> consumer_;
   ConsumerLink link_;
   std::unique_ptr<beast::flat_buffer> buffer_;  // messages Beast reads (compressed connections)
@@ -780,9 +795,9 @@ void WsTransport::close(int code, std::string reason) {
 }  // namespace
 
 void start_websocket_session(ServerImpl& server, Session* from, ServerStream stream, Request req, Scope scope,
-                             std::unique_ptr<Consumer> consumer) {
+                             std::unique_ptr<Consumer> consumer, std::string early) {
   std::make_shared<WebsocketSession>(server, std::move(stream), std::move(req), std::move(scope),
-                                     std::move(consumer))
+                                     std::move(consumer), std::move(early))
       ->start(from);
 }
 

@@ -278,6 +278,40 @@ struct Runner {
     report(name, problem);
   }
 
+  // Frames written in the same write as the upgrade request, before the
+  // 101 (RFC 6455 4.1: the client must wait; some do not): the server reads
+  // them after its answer rather than losing them, and when the answer
+  // turns on compression, which the frames could not know, fails with 1002.
+  void run_early(const std::string& name, std::uint16_t port, bool offer_deflate, const std::string& early,
+                 const std::string& after_101, const std::vector<Event>& expect) {
+    std::string full = "[early]   " + name;
+    if (!selected(full)) return;
+    std::string problem;
+    try {
+      RawClient client(port);
+      std::string request =
+          "GET /echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+      if (offer_deflate) request += "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+      request += "\r\n";
+      auto head = client.handshake(request + early);
+      if (head.rfind("HTTP/1.1 101", 0) != 0) return report(full, "handshake refused: " + head);
+      if (!after_101.empty()) client.write(after_101);
+      auto events = client.read_all();
+      for (auto& e : events)
+        if (e.kind == Event::close) e.data.clear();
+      if (events != expect) {
+        problem = "expected:";
+        for (auto& e : expect) problem += " [" + describe(e) + "]";
+        problem += "\n        got:     ";
+        for (auto& e : events) problem += " [" + describe(e) + "]";
+      }
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    report(full, problem);
+  }
+
   // A raw request and what the response must start with and contain.
   void run_handshake(const std::string& name, std::uint16_t port, const std::string& request,
                      const std::string& status, std::vector<std::string> contains = {},
@@ -367,6 +401,20 @@ int main(int argc, char** argv) {
   TestServer deflate(app(), o);
 
   handshake_cases(r, plain.server.port(), deflate.server.port());
+  {
+    std::string early;
+    for (const auto& f : {text("sent early"), text("and again"), close_frame(1000)}) early += RawClient::encode(f);
+    std::vector<Event> echoed{got_text("sent early"), got_text("and again"), got_close(1000), tcp_closed};
+    r.run_early("frames before the 101 are echoed after it", plain.server.port(), false, early, "", echoed);
+    r.run_early("the same, on a server with permessage-deflate, not offered", deflate.server.port(), false, early,
+                "", echoed);
+    std::string cut = RawClient::encode(text(std::string(300, 'x'))) + RawClient::encode(close_frame(1000));
+    r.run_early("a frame cut short by the end of the early bytes is completed by the next read",
+                plain.server.port(), false, cut.substr(0, 100), cut.substr(100),
+                {got_text(std::string(300, 'x')), got_close(1000), tcp_closed});
+    r.run_early("frames before the 101 on a connection that negotiates compression: 1002", deflate.server.port(),
+                true, early, "", {got_close(1002), tcp_closed});
+  }
   for (const auto& c : frame_cases()) {
     if (c.modes != Modes::deflate_only) r.run_frames(c, plain.server.port(), false);
     if (c.modes != Modes::plain_only) r.run_frames(c, deflate.server.port(), true);
