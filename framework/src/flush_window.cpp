@@ -1,5 +1,6 @@
 #include "flush_window.hpp"
 
+#include <boost/asio/execution/context.hpp>
 #include <boost/asio/post.hpp>
 
 namespace channels::detail {
@@ -8,6 +9,7 @@ std::atomic<std::uint64_t> FlushWindow::more_{0};
 
 struct FlushWindow::Window {
   boost::asio::any_io_executor executor;
+  boost::asio::execution_context* context = nullptr;
   std::chrono::steady_clock::time_point opened;
   std::uint64_t more_seen = 0;
   std::mutex mutex;  // threads may add while another checks
@@ -23,10 +25,13 @@ struct FlushWindow::Window {
 thread_local std::weak_ptr<FlushWindow::Window> FlushWindow::current_;
 
 void FlushWindow::add(std::shared_ptr<Flushable> target, const boost::asio::any_io_executor& ex) {
+  auto* context = &boost::asio::query(ex, boost::asio::execution::context);
   auto w = current_.lock();
   if (w) {
     std::lock_guard lock(w->mutex);
-    if (!w->closed) {
+    // Only targets of the window's own io_context: a window checked on an
+    // io_context that stops must not keep another one's bytes from leaving.
+    if (!w->closed && w->context == context) {
       auto seen = target->frames.load(std::memory_order_relaxed);
       w->targets.push_back({std::move(target), seen});
       return;
@@ -34,6 +39,7 @@ void FlushWindow::add(std::shared_ptr<Flushable> target, const boost::asio::any_
   }
   w = std::make_shared<Window>();
   w->executor = ex;
+  w->context = context;
   w->opened = std::chrono::steady_clock::now();
   w->more_seen = more_.load(std::memory_order_relaxed);
   auto seen = target->frames.load(std::memory_order_relaxed);
