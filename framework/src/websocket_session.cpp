@@ -401,7 +401,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
         if (close_code_ && state_ == State::closing) code = close_code_;
       } else if (ec.category() == beast::zlib::make_error_code(beast::zlib::error::general).category() &&
                  state_ == State::open && !writing_) {
-        fail_with_close(close_code::invalid_payload);
+        // Beast fails the stream without a close frame when compressed data
+        // does not inflate (RFC 7692 8.2.3.1 asks only to fail the
+        // connection): say 1007 first, as for invalid UTF-8.
+        fail_frames(close_code::invalid_payload, "compressed data does not inflate");
         return;
       } else if (ec == websocket::error::message_too_big) {
         code = close_code::too_big;  // Beast has sent the close frame with 1009
@@ -521,24 +524,20 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   };
 
   // The peer's close frame: the answer to ours, or its own (echoed).
-  void peer_closed(int code) {
-    if (state_ == State::open) {
-      state_ = State::closing;
-      close_code_ = code;
-      ConsumerAccess::mark_closed(*consumer_);
-      write_close_frame(code == 1005 ? close_code::normal : code, {});
-    }
-    teardown();
-  }
+  void peer_closed(int code) { stop_reading(code, code == 1005 ? close_code::normal : code, {}); }
 
   // The client broke the protocol: say why with a close frame (1002, 1007
   // or 1009) and read no further frames.
-  void fail_frames(int code, const char* reason) {
+  void fail_frames(int code, std::string_view reason) { stop_reading(code, code, reason); }
+
+  // Our close frame with `answer`, unless the closing handshake was ours
+  // to begin with, then the teardown. `code` is what on_disconnect gets.
+  void stop_reading(int code, int answer, std::string_view reason) {
     if (state_ == State::open) {
       state_ = State::closing;
       close_code_ = code;
       ConsumerAccess::mark_closed(*consumer_);
-      write_close_frame(code, reason);
+      write_close_frame(answer, reason);
     }
     teardown();
   }
@@ -597,25 +596,6 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
     } else {
       close_socket();  // the pending read ends the session (1006)
     }
-  }
-
-  // Beast fails the stream without a close frame when compressed data does
-  // not inflate (RFC 7692 8.2.3.1 asks only to fail the connection). Say 1007
-  // first, as for invalid UTF-8: the frame goes to the socket directly since
-  // the stream is done, then the client's bytes are drained until it closes.
-  void fail_with_close(int code) {
-    state_ = State::closing;
-    close_code_ = code;
-    auto frame = std::make_shared<std::array<char, 4>>(
-        std::array<char, 4>{'\x88', '\x02', static_cast<char>(code >> 8), static_cast<char>(code & 0xff)});
-    arm_close_timer();
-    // Through the write coalescing layer: after any frames already queued,
-    // and over TLS when the connection has it.
-    net::async_write(out_, net::buffer(*frame), [self = shared_from_this(), frame](boost::system::error_code, std::size_t) {
-      boost::system::error_code ignored;
-      self->socket().shutdown(tcp::socket::shutdown_send, ignored);
-      self->drain();
-    });
   }
 
   void drain() {
