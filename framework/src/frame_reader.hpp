@@ -131,7 +131,7 @@ class FrameReader {
       if (opcode_ >= 8) {
         control_.append(p, take);
       } else {
-        if (message_text_ && !utf8_.feed(reinterpret_cast<const unsigned char*>(p), take))
+        if (message_op_ == 1 && !utf8_.feed(reinterpret_cast<const unsigned char*>(p), take))
           return fail({1007, "invalid UTF-8 in a text message"});
         if (remaining_ == 0 && fin_ && message_.empty()) {
           // The whole message is here: hand it over where it lies.
@@ -214,7 +214,6 @@ class FrameReader {
     in_payload_ = true;
     if (opcode == 1 || opcode == 2) {
       message_op_ = opcode;
-      message_text_ = opcode == 1;
       utf8_.reset();
     }
     return {};
@@ -234,7 +233,6 @@ class FrameReader {
     in_payload_ = false;
     if (opcode_ >= 8) {
       std::string_view payload = control_;
-      Failure f;
       if (opcode_ == 8) {
         done_ = true;
         if (payload.size() == 1) return {1002, "close frame of one byte"};
@@ -253,11 +251,11 @@ class FrameReader {
         v.pong(payload);
       }
       control_.clear();
-      return f;
+      return {};
     }
     if (!fin_) return {};
-    if (message_text_ && !utf8_.complete()) return {1007, "text message ends inside a UTF-8 sequence"};
-    bool text = message_text_;
+    bool text = message_op_ == 1;
+    if (text && !utf8_.complete()) return {1007, "text message ends inside a UTF-8 sequence"};
     message_op_ = 0;
     if (!whole.data()) {
       v.message(text, std::string_view(message_));
@@ -283,7 +281,6 @@ class FrameReader {
   unsigned char head_len_ = 0;
   unsigned char opcode_ = 0;
   unsigned char message_op_ = 0;  // 1 or 2 while a message is being read, else 0
-  bool message_text_ = false;
   bool fin_ = false;
   bool in_payload_ = false;
   bool done_ = false;
