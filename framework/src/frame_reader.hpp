@@ -24,56 +24,6 @@
 
 namespace channels::detail {
 
-/// UTF-8 checked a piece at a time: a sequence may straddle pieces.
-class Utf8Stream {
- public:
-  /// False as soon as the bytes seen so far cannot start valid UTF-8.
-  bool feed(const unsigned char* p, std::size_t n) {
-    std::size_t i = 0;
-    while (i < n) {
-      if (need_ == 0) {
-        // ASCII runs, eight bytes at a time.
-        while (i + 8 <= n) {
-          std::uint64_t v;
-          std::memcpy(&v, p + i, 8);
-          if (v & 0x8080808080808080ull) break;
-          i += 8;
-        }
-        if (i == n) break;
-        unsigned char c = p[i++];
-        if (c < 0x80) continue;
-        if (c >= 0xC2 && c <= 0xDF) {
-          need_ = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-          need_ = 2;
-          lo_ = c == 0xE0 ? 0xA0 : 0x80;  // overlong
-          hi_ = c == 0xED ? 0x9F : 0xBF;  // surrogates
-        } else if (c >= 0xF0 && c <= 0xF4) {
-          need_ = 3;
-          lo_ = c == 0xF0 ? 0x90 : 0x80;  // overlong
-          hi_ = c == 0xF4 ? 0x8F : 0xBF;  // above U+10FFFF
-        } else {
-          return false;
-        }
-      } else {
-        unsigned char c = p[i++];
-        if (c < lo_ || c > hi_) return false;
-        lo_ = 0x80;
-        hi_ = 0xBF;
-        --need_;
-      }
-    }
-    return true;
-  }
-  /// No sequence left half finished.
-  bool complete() const { return need_ == 0; }
-  void reset() { *this = Utf8Stream(); }
-
- private:
-  unsigned char need_ = 0;  // continuation bytes still expected
-  unsigned char lo_ = 0x80, hi_ = 0xBF;  // the range the next one must fall in
-};
-
 /// Close codes a peer may send (RFC 6455 7.4; 1012 and 1013 from the IANA
 /// registry, as Beast and browsers accept them).
 inline bool receivable_close_code(int code) {

@@ -839,6 +839,27 @@ TEST(Utf8Stream, AgreesWithAReferenceDecoderOnAllShortStrings) {
         }
 }
 
+// The scope decodes paths a sequence at a time (utf8_sequence, to replace
+// what is not UTF-8); is_utf8 is the stream. Both must draw the same line.
+TEST(Utf8Stream, SequenceByteRulesAgreeWithTheReferenceOnShortStrings) {
+  auto by_sequences = [](std::string_view str) {
+    for (std::size_t i = 0, n; i < str.size(); i += n)
+      if ((n = channels::detail::utf8_sequence(str.substr(i))) == 0) return false;
+    return true;
+  };
+  std::string s;
+  for (unsigned a = 0; a < 256; ++a)
+    for (unsigned b = 0; b < 256; ++b)
+      for (unsigned c : {0x00u, 0x41u, 0x80u, 0x8fu, 0x90u, 0x9fu, 0xa0u, 0xbfu, 0xc0u, 0xffu}) {
+        s = {static_cast<char>(a), static_cast<char>(b), static_cast<char>(c)};
+        const bool want = reference_utf8(s).complete;
+        if (by_sequences(s) != want || channels::detail::is_utf8(s) != want) {
+          ADD_FAILURE() << "disagrees on " << ::testing::PrintToString(s);
+          return;
+        }
+      }
+}
+
 TEST(Utf8Stream, AcceptsEveryCodePointAndNoSurrogate) {
   auto encode = [](std::uint32_t cp) {
     std::string s;
