@@ -10,9 +10,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/core/demangle.hpp>
 
+#include <channels/detail/consumer_access.hpp>
 #include <channels/log.hpp>
 #include <channels/run_blocking.hpp>
 
+#include "delivery.hpp"
 #include "json_frame.hpp"
 
 namespace channels {
@@ -151,7 +153,9 @@ awaitable<void> AsyncWebsocketConsumer::drain(std::shared_ptr<void> keep_alive) 
 awaitable<void> AsyncJsonWebsocketConsumer::receive_json(Json) { co_return; }
 
 awaitable<SendStatus> AsyncJsonWebsocketConsumer::send_json(Json content) {
-  co_return WebsocketConsumer::send(content.dump());
+  // As JsonWebsocketConsumer::send_json: members sending the same JSON for
+  // one group message share one dump.
+  co_return detail::ConsumerAccess::send_frame(*this, detail::Delivery::shared_json(content), false);
 }
 
 awaitable<void> AsyncJsonWebsocketConsumer::receive(std::string text) {
