@@ -8,8 +8,8 @@
 // per syscall. Here the wake-ups of one thread wait in a window while
 // messages are still being pushed into inboxes (the sender's next messages;
 // the count is process-wide, so a busy server in the same process holds a
-// quiet one's window too, up to `max_delay`); then every waiting member drains all it got in one hop and writes it in
-// one syscall. A quiet loop delivers on the next turn; a busy one waits at
+// quiet one's window too, up to `max_delay`); then every waiting member
+// drains all it got in one hop and writes it in one syscall. A quiet loop delivers on the next turn; a busy one waits at
 // most `max_delay`, the flush window's bound (which these batches skip: each
 // is written as soon as its handlers have run).
 //
