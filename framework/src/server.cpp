@@ -184,9 +184,7 @@ void ServerImpl::arm_idle_sweep() {
     std::vector<std::shared_ptr<Session>> live;
     {
       std::lock_guard lock(mutex);
-      live.reserve(sessions.size());
-      for (auto& [_, e] : sessions)
-        if (auto s = e.session.lock()) live.push_back(std::move(s));
+      sessions.collect(live);
     }
     for (auto& s : live) s->idle_check();
     arm_idle_sweep();
@@ -234,9 +232,7 @@ void ServerImpl::do_accept() {
 
 ServerImpl::Admission ServerImpl::add(Session* s, std::weak_ptr<Session> w, const std::string& client) {
   std::lock_guard lock(mutex);
-  auto [it, fresh] = sessions.try_emplace(s, Entry{std::move(w), client});
-  std::size_t from_client = 0;
-  if (fresh && !client.empty()) from_client = ++per_client[client];
+  std::size_t from_client = sessions.add(s->slot, std::move(w), client);
   if (sessions.size() > options.max_connections) return Admission::server_full;
   if (options.max_connections_per_ip && from_client > options.max_connections_per_ip)
     return Admission::client_full;
@@ -245,23 +241,12 @@ ServerImpl::Admission ServerImpl::add(Session* s, std::weak_ptr<Session> w, cons
 
 void ServerImpl::remove(Session* s) {
   std::lock_guard lock(mutex);
-  auto it = sessions.find(s);
-  if (it == sessions.end()) return;
-  if (!it->second.client.empty()) {
-    auto c = per_client.find(it->second.client);
-    if (c != per_client.end() && --c->second == 0) per_client.erase(c);
-  }
-  sessions.erase(it);
+  sessions.remove(s->slot);
 }
 
 void ServerImpl::hand_over(Session* from, Session* to, std::weak_ptr<Session> w) {
   std::lock_guard lock(mutex);
-  std::string client;  // empty if `from` is gone: then `to` is not in a per-client count either
-  if (auto it = sessions.find(from); it != sessions.end()) {
-    client = std::move(it->second.client);
-    sessions.erase(it);
-  }
-  sessions.try_emplace(to, Entry{std::move(w), std::move(client)});
+  sessions.hand_over(from->slot, to->slot, std::move(w));
 }
 
 std::size_t ServerImpl::session_count() {
@@ -283,8 +268,7 @@ void ServerImpl::begin_shutdown() {
   std::vector<std::shared_ptr<Session>> live;
   {
     std::lock_guard lock(mutex);
-    for (auto& [_, e] : sessions)
-      if (auto s = e.session.lock()) live.push_back(std::move(s));
+    sessions.collect(live);
   }
   log().info("shutting down: closing {} connection{} (drain timeout {} ms)", live.size(),
              live.size() == 1 ? "" : "s", options.drain_timeout.count());
@@ -306,8 +290,7 @@ void ServerImpl::begin_shutdown() {
       std::vector<std::shared_ptr<Session>> left;
       {
         std::lock_guard lock(mutex);
-        for (auto& [_, e] : sessions)
-          if (auto s = e.session.lock()) left.push_back(std::move(s));
+        sessions.collect(left);
       }
       for (auto& s : left) s->abort();
     }

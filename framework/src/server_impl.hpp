@@ -8,7 +8,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -23,6 +22,7 @@
 #include <channels/server.hpp>
 
 #include "metrics.hpp"
+#include "session_table.hpp"
 
 namespace channels::detail {
 
@@ -42,6 +42,8 @@ class Session {
   /// Called (off the session's strand) every half idle timeout: a WebSocket
   /// that reads its own frames checks whether its peer went silent.
   virtual void idle_check() {}
+
+  SessionSlot slot;  // in ServerImpl::sessions
 };
 
 struct ServerImpl {
@@ -98,12 +100,7 @@ struct ServerImpl {
   std::uint16_t bound_port = 0;
 
   std::mutex mutex;
-  struct Entry {
-    std::weak_ptr<Session> session;
-    std::string client;
-  };
-  std::unordered_map<Session*, Entry> sessions;
-  std::unordered_map<std::string, std::size_t> per_client;  // live connections by address
+  SessionTable sessions;  // under mutex
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
   bool started = false;
