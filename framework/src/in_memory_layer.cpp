@@ -136,10 +136,9 @@ void InMemoryChannelLayer::detach(std::string_view channel) {
   auto it = channels_.find(std::string(channel));
   if (it == channels_.end()) return;
   it->second.inbox->clear_wake();
-  it->second.attached = false;
   // Nobody will read it again: forget it, and its memberships with it.
-  remove_from_groups_locked(std::string(channel));
-  channels_.erase(std::string(channel));
+  remove_from_groups_locked(it->first, it->second);
+  channels_.erase(it);
 }
 
 MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
@@ -150,16 +149,14 @@ MessagePtr InMemoryChannelLayer::receive_nowait(std::string_view channel) {
   return it->second.inbox->take_one(now(), options_.expiry);
 }
 
-void InMemoryChannelLayer::remove_from_groups_locked(const std::string& channel) {
-  auto ch = channels_.find(channel);
-  if (ch == channels_.end()) return;
-  for (const auto& name : ch->second.groups) {
-    auto g = groups_.find(name);
+void InMemoryChannelLayer::remove_from_groups_locked(const std::string& name, Channel& channel) {
+  for (const auto& group : channel.groups) {
+    auto g = groups_.find(group);
     if (g == groups_.end()) continue;  // the membership had expired
-    g->second.erase(channel);
+    g->second.erase(name);
     if (g->second.empty()) groups_.erase(g);
   }
-  ch->second.groups.clear();
+  channel.groups.clear();
 }
 
 void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {
@@ -170,7 +167,7 @@ void InMemoryChannelLayer::sweep_locked(Inbox::Clock::time_point t) {
   for (auto it = channels_.begin(); it != channels_.end();) {
     std::size_t expired = it->second.inbox->drop_expired(t, options_.expiry);
     stats_.dropped_expired += expired;
-    if (expired && !it->second.attached) remove_from_groups_locked(it->first);
+    if (expired && !it->second.attached) remove_from_groups_locked(it->first, it->second);
     // Unread, unattached and in no group (only this map holds the inbox): forget it.
     if (!it->second.attached && it->second.inbox->empty() && it->second.inbox.use_count() == 1) {
       it = channels_.erase(it);

@@ -52,7 +52,7 @@ class InMemoryChannelLayer final : public ChannelLayer {
   Inbox::Clock::time_point now() const;
   std::shared_ptr<Inbox> channel_locked(const std::string& name);
   void sweep_locked(Inbox::Clock::time_point now);
-  void remove_from_groups_locked(const std::string& channel);
+  void remove_from_groups_locked(const std::string& name, Channel& channel);
   void note_drop_locked(std::string_view where, std::size_t n);
 
   const LayerOptions options_;
