@@ -136,6 +136,40 @@ TEST(InMemoryLayer, AChannelWhoseMessagesExpireLeavesItsGroups) {
   EXPECT_EQ((*layer.receive_nowait(live))["type"], "y");
 }
 
+TEST(InMemoryLayer, AnUnreadChannelIsForgottenOnceItsMessagesExpire) {
+  FakeClock clock;
+  InMemoryChannelLayer layer({.expiry = 10s}, clock.fn());
+  auto unread = layer.new_channel(), other = layer.new_channel();
+  layer.send(unread, msg("x"));
+  layer.send(unread, msg("y"));
+  EXPECT_EQ(layer.channel_count(), 1u);
+  clock.t += 11s;
+  layer.send(other, msg("z"));  // the sweep drops x and y, then forgets `unread`
+  EXPECT_EQ(layer.channel_count(), 1u);
+  EXPECT_EQ(layer.stats().dropped_expired, 2u);
+  EXPECT_EQ(layer.receive_nowait(unread), nullptr);
+}
+
+TEST(InMemoryLayer, AnAttachedChannelIsNotForgottenAndItsExpiredMessagesAreCounted) {
+  FakeClock clock;
+  InMemoryChannelLayer layer({.expiry = 10s}, clock.fn());
+  auto ch = layer.new_channel(), other = layer.new_channel();
+  layer.send(ch, msg("early"));  // before anyone attached
+  auto inbox = layer.attach(ch);
+  layer.group_add("g", ch);
+  layer.send(ch, msg("late"));
+  clock.t += 11s;
+  layer.send(other, msg("z"));  // a sweep: `ch` is attached, so it keeps its queue and its group
+  EXPECT_EQ(layer.channel_count(), 2u);
+  EXPECT_EQ(layer.group_size("g"), 1u);
+  // The reader drops what expired as it reads; the layer's stats count it.
+  EXPECT_TRUE(inbox->take_all(clock.t, 10s).empty());
+  EXPECT_EQ(layer.stats().dropped_expired, 2u);
+  layer.detach(ch);
+  EXPECT_EQ(layer.stats().dropped_expired, 2u);  // still counted once the channel is gone
+  EXPECT_EQ(layer.channel_count(), 1u);
+}
+
 TEST(InMemoryLayer, GroupMembershipsExpire) {
   FakeClock clock;
   InMemoryChannelLayer layer({.group_expiry = 100s}, clock.fn());
@@ -154,6 +188,24 @@ TEST(InMemoryLayer, GroupMembershipsExpire) {
   layer.group_add("g", a);
   clock.t += 60s;
   EXPECT_EQ(layer.group_size("g"), 1u);  // a renewed 60 s ago; b expired
+}
+
+TEST(InMemoryLayer, ExpiredMembershipsAreForgotten) {
+  FakeClock clock;
+  InMemoryChannelLayer layer({.group_expiry = 100s}, clock.fn());
+  auto a = layer.new_channel(), b = layer.new_channel(), other = layer.new_channel();
+  layer.attach(a);
+  layer.attach(b);
+  layer.group_add("old", a);
+  layer.group_add("both", a);
+  layer.send(other, msg("x"));
+  clock.t += 60s;
+  layer.group_add("both", b);
+  clock.t += 50s;  // a's memberships are 110 s old, b's 50 s
+  layer.send(other, msg("y"));  // a sweep, with the group pass due
+  auto s = layer.stats();
+  EXPECT_EQ(s.groups, 1u);  // "old" had only a
+  EXPECT_EQ(s.group_members, 1u);
 }
 
 TEST(InMemoryLayer, AttachedInboxWakesItsReaderOncePerBatch) {

@@ -59,8 +59,13 @@ class InMemoryChannelLayer final : public ChannelLayer {
   const Clock clock_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Channel> channels_;
+  // The channels with a queue that nobody attached (sent to, or joined to a
+  // group, from elsewhere): the only ones the sweep visits, so that its cost
+  // follows them rather than every connection's channel.
+  std::unordered_set<std::string> unattached_;
   std::unordered_map<std::string, Group> groups_;
   Inbox::Clock::time_point last_sweep_{};
+  Inbox::Clock::time_point last_group_sweep_{};
   LayerStats stats_;
 };
 
