@@ -53,6 +53,9 @@ class Inbox {
   void clear_wake();
 
   std::size_t size() const;
+  /// Messages the queue has room for without allocating: a drained queue
+  /// keeps room for a few, not for the largest burst it ever held.
+  std::size_t reserved() const;
   bool empty() const { return size() == 0; }
   std::size_t capacity() const { return capacity_; }
   std::uint64_t dropped_full() const { return dropped_full_.load(std::memory_order_relaxed); }
@@ -71,6 +74,7 @@ class Inbox {
   // Not std::deque: libstdc++ allocates a 512-byte block for an empty one,
   // and most inboxes (one per connection) are empty most of the time.
   boost::container::devector<Entry> queue_;
+  static constexpr std::size_t kept_entries = 16;  // what a drained queue may keep
   // Shared so that push() takes a reference under the lock rather than a
   // copy of the function (which allocates for all but the smallest).
   std::shared_ptr<const std::function<void()>> wake_;
