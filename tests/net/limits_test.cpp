@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <poll.h>
+#include <sys/resource.h>
 
 #include "test_server.hpp"
 
@@ -211,6 +212,27 @@ TEST_F(Limits, BeyondMaxConnectionsPerIpThatAddressGets429AndOthersStillConnect)
   head = other.read_head();
   EXPECT_EQ(head.rfind("HTTP/1.1 101", 0), 0u) << head;
   EXPECT_EQ(connects, 3);
+}
+
+// Linux doubles a process's descriptor table as connections arrive, and with
+// several threads each doubling stalls the accepting thread for an RCU grace
+// period (10-25 ms): the server grows the table to its connection limit once,
+// at start. (ctest runs each case in a fresh process, whose table is small.)
+TEST_F(Limits, TheDescriptorTableIsGrownToTheConnectionLimitAtStart) {
+  auto fd_table_size = [] {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("FDSize:", 0) == 0) return std::stoul(line.substr(7));
+    return 0ul;
+  };
+  auto o = TestServer::defaults();
+  o.max_connections = 3000;
+  TestServer ts(app(), o);
+  rlimit r{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &r), 0);
+  EXPECT_GE(fd_table_size(), std::min<std::size_t>(3000 + 64, r.rlim_cur));
+  WebsocketClient c;
+  EXPECT_TRUE(c.connect(ts.url("/echo/")).accepted);  // and the server still serves
 }
 
 // An upgrade hands the connection from the HTTP session to the WebSocket
