@@ -37,6 +37,11 @@ class ConsumerLink {
     inbox_ = std::move(inbox);
   }
 
+  /// For a connection that has been quiet: its inbox gives back what a burst grew.
+  void trim() {
+    if (inbox_) inbox_->trim();
+  }
+
   /// Leaves every group the consumer is still in and gives up the channel.
   void close(Consumer& consumer) {
     if (!layer_) return;

@@ -44,9 +44,6 @@ void Inbox::take_all(std::vector<MessagePtr>& out, Clock::time_point now, std::c
   out.reserve(out.size() + queue_.size());
   for (auto& e : queue_) out.push_back(std::move(e.msg));
   queue_.clear();
-  // A burst grew the queue: a connection that once got 200 messages at once
-  // must not keep room for them (about 5 KiB) for as long as it lives.
-  if (queue_.capacity() > kept_entries) boost::container::devector<Entry>().swap(queue_);
 }
 
 MessagePtr Inbox::take_one(Clock::time_point now, std::chrono::milliseconds expiry) {
@@ -82,6 +79,11 @@ void Inbox::clear_wake() {
 std::size_t Inbox::size() const {
   std::lock_guard lock(mutex_);
   return queue_.size();
+}
+
+void Inbox::trim() {
+  std::lock_guard lock(mutex_);
+  if (queue_.empty() && queue_.capacity() > kept_entries) boost::container::devector<Entry>().swap(queue_);
 }
 
 std::size_t Inbox::reserved() const {

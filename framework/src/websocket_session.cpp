@@ -584,7 +584,9 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
   }
 
   void on_idle_check() {
-    if (state_ != State::open || compress_ || deadline_armed_) return;
+    if (state_ != State::open) return;
+    link_.trim();
+    if (compress_ || deadline_armed_) return;
     if (got_data_) {
       got_data_ = false;
       silent_checks_ = 0;

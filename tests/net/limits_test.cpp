@@ -331,6 +331,53 @@ TEST_F(Limits, WithoutPingsASilentPeerIsClosedAtTheIdleTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
 }
 
+// A burst grows a member's inbox; once the connection has been quiet for an
+// idle check, the inbox gives that room back (about 24 bytes a message).
+struct SlowStart : WebsocketConsumer {
+  static inline std::mutex m;
+  static inline std::string channel;
+  SlowStart() { handle("burst.item", &SlowStart::item); }
+  void on_connect() override {
+    {
+      std::lock_guard l(m);
+      channel = channel_name();
+    }
+    accept();
+  }
+  void item(const Message& msg) {
+    if (msg["n"] == 0) std::this_thread::sleep_for(300ms);  // the rest of the burst waits in the inbox
+    send(std::to_string(msg["n"].get<int>()));
+  }
+};
+
+TEST_F(Limits, AQuietConnectionsInboxGivesBackWhatABurstGrew) {
+  auto o = TestServer::defaults();
+  o.idle_timeout = 1s;
+  o.keepalive_pings = true;
+  auto layer = std::make_shared<InMemoryChannelLayer>();
+  TestServer ts(std::make_shared<ProtocolTypeRouter>(ProtocolTypeRouter::Map{
+                    {"websocket", std::make_shared<URLRouter>(std::vector<Route>{path("slow/", as_app<SlowStart>())})}}),
+                o, layer);
+  WebsocketClient c;
+  ASSERT_TRUE(c.connect(ts.url("/slow/")).accepted);
+  std::string channel;
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard l(SlowStart::m);
+    channel = SlowStart::channel;
+    return !channel.empty();
+  }));
+  auto inbox = layer->attach(channel);  // the consumer's own inbox (attached already)
+  for (int n = 0; n < 90; ++n) layer->send(channel, {{"type", "burst.item"}, {"n", n}});
+  for (int n = 0; n < 90; ++n) {
+    auto m = c.receive(5s);
+    ASSERT_TRUE(m) << n;
+    EXPECT_EQ(m->data, std::to_string(n));
+  }
+  EXPECT_GE(inbox->reserved(), 80u);  // drained, the room kept for the next burst
+  EXPECT_TRUE(eventually([&] { return inbox->reserved() <= 16; }, 3s));  // an idle check came
+  EXPECT_TRUE(c.is_open());
+}
+
 // 100 clients that never read sit in a busy room with 3 that do. The
 // server's memory stays bounded by the per-connection send queue, and the
 // readers get every message, in order.

@@ -53,8 +53,12 @@ class Inbox {
   void clear_wake();
 
   std::size_t size() const;
-  /// Messages the queue has room for without allocating: a drained queue
-  /// keeps room for a few, not for the largest burst it ever held.
+  /// Gives back the room a burst made, if the queue is empty: a connection
+  /// that once got 200 messages at once must not keep room for them (about
+  /// 6 KiB) for as long as it lives. Not on every drain: regrowing under the
+  /// lock while another thread pushes made two threads slower than one.
+  void trim();
+  /// Messages the queue has room for without allocating.
   std::size_t reserved() const;
   bool empty() const { return size() == 0; }
   std::size_t capacity() const { return capacity_; }
@@ -74,7 +78,7 @@ class Inbox {
   // Not std::deque: libstdc++ allocates a 512-byte block for an empty one,
   // and most inboxes (one per connection) are empty most of the time.
   boost::container::devector<Entry> queue_;
-  static constexpr std::size_t kept_entries = 16;  // what a drained queue may keep
+  static constexpr std::size_t kept_entries = 16;  // what trim() leaves
   // Shared so that push() takes a reference under the lock rather than a
   // copy of the function (which allocates for all but the smallest).
   std::shared_ptr<const std::function<void()>> wake_;
