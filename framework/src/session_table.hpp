@@ -71,9 +71,8 @@ class SessionTable {
 
   std::size_t size() const noexcept { return size_; }
 
-  /// The sessions still alive.
-  template <class Vector>
-  void collect(Vector& out) const {
+  /// Appends the sessions still alive.
+  void collect(std::vector<std::shared_ptr<Session>>& out) const {
     out.reserve(out.size() + size_);
     for (const auto& e : entries_)
       if (auto s = e.session.lock()) out.push_back(std::move(s));
