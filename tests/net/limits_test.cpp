@@ -336,6 +336,7 @@ TEST_F(Limits, WithoutPingsASilentPeerIsClosedAtTheIdleTimeout) {
 struct SlowStart : WebsocketConsumer {
   static inline std::mutex m;
   static inline std::string channel;
+  static inline std::atomic<bool> stalled{false};
   SlowStart() { handle("burst.item", &SlowStart::item); }
   void on_connect() override {
     {
@@ -345,7 +346,10 @@ struct SlowStart : WebsocketConsumer {
     accept();
   }
   void item(const Message& msg) {
-    if (msg["n"] == 0) std::this_thread::sleep_for(300ms);  // the rest of the burst waits in the inbox
+    if (msg["n"] == 0) {
+      stalled = true;
+      std::this_thread::sleep_for(300ms);  // the rest of the burst waits in the inbox
+    }
     send(std::to_string(msg["n"].get<int>()));
   }
 };
@@ -367,7 +371,11 @@ TEST_F(Limits, AQuietConnectionsInboxGivesBackWhatABurstGrew) {
     return !channel.empty();
   }));
   auto inbox = layer->attach(channel);  // the consumer's own inbox (attached already)
-  for (int n = 0; n < 90; ++n) layer->send(channel, {{"type", "burst.item"}, {"n", n}});
+  // The rest of the burst is sent once the consumer holds the first, so all
+  // of it queues (sent at once, a busy machine let the reader take some early).
+  layer->send(channel, {{"type", "burst.item"}, {"n", 0}});
+  ASSERT_TRUE(eventually([] { return SlowStart::stalled.load(); }));
+  for (int n = 1; n < 90; ++n) layer->send(channel, {{"type", "burst.item"}, {"n", n}});
   for (int n = 0; n < 90; ++n) {
     auto m = c.receive(5s);
     ASSERT_TRUE(m) << n;
