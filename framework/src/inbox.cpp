@@ -42,8 +42,7 @@ void Inbox::take_all(std::vector<MessagePtr>& out, Clock::time_point now, std::c
   std::lock_guard lock(mutex_);
   drop_expired_locked(now, expiry);
   out.reserve(out.size() + queue_.size());
-  for (auto& e : queue_) out.push_back(std::move(e.msg));
-  queue_.clear();
+  queue_.drain([&](Entry&& e) { out.push_back(std::move(e.msg)); });
 }
 
 MessagePtr Inbox::take_one(Clock::time_point now, std::chrono::milliseconds expiry) {
@@ -83,12 +82,12 @@ std::size_t Inbox::size() const {
 
 void Inbox::trim() {
   std::lock_guard lock(mutex_);
-  if (queue_.empty() && queue_.capacity() > kept_entries) boost::container::devector<Entry>().swap(queue_);
+  queue_.shrink_to_fit();  // frees everything, and only, when it is empty
 }
 
-std::size_t Inbox::reserved() const {
+std::size_t Inbox::held_bytes() const {
   std::lock_guard lock(mutex_);
-  return queue_.capacity();
+  return queue_.held_bytes();
 }
 
 }  // namespace channels

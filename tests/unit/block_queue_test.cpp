@@ -1,0 +1,81 @@
+// The inbox's queue: order across blocks, blocks given back as they are
+// read, what it holds after a drain, and what it still owns when destroyed.
+
+#include <channels/detail/block_queue.hpp>
+
+#include <memory>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+using channels::detail::BlockQueue;
+
+namespace {
+
+TEST(BlockQueue, KeepsOrderAcrossBlocksWhileReadAndWrittenInTurn) {
+  BlockQueue<int, 4> q;
+  int next_in = 0, next_out = 0;
+  for (int round = 0; round < 50; ++round) {  // write 7, read 5: the queue creeps over blocks
+    for (int i = 0; i < 7; ++i) q.push_back(next_in++);
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_EQ(q.front(), next_out++);
+      q.pop_front();
+    }
+    ASSERT_EQ(q.size(), std::size_t(next_in - next_out));
+  }
+  std::vector<int> rest;
+  q.drain([&](int&& v) { rest.push_back(v); });
+  ASSERT_EQ(rest.size(), 100u);
+  for (int v : rest) EXPECT_EQ(v, next_out++);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(BlockQueue, GivesBackEachBlockOnceReadAndKeepsOne) {
+  BlockQueue<int, 4> q;
+  EXPECT_EQ(q.held_bytes(), 0u);
+  q.push_back(0);
+  const auto block = q.held_bytes();
+  EXPECT_GT(block, 4 * sizeof(int));
+  for (int i = 1; i < 10; ++i) q.push_back(i);
+  EXPECT_EQ(q.held_bytes(), 3 * block);  // 10 in blocks of 4
+  for (int i = 0; i < 4; ++i) q.pop_front();
+  EXPECT_EQ(q.held_bytes(), 2 * block);  // the first block, read, went
+  for (int i = 4; i < 10; ++i) {
+    EXPECT_EQ(q.front(), i);
+    q.pop_front();
+  }
+  EXPECT_EQ(q.held_bytes(), block);  // empty: one kept for the next message
+  q.push_back(10);
+  EXPECT_EQ(q.front(), 10);
+  EXPECT_EQ(q.held_bytes(), block);
+  for (int i = 11; i < 30; ++i) q.push_back(i);
+  int seen = 0;
+  q.drain([&](int&& v) { EXPECT_EQ(v, 10 + seen++); });
+  EXPECT_EQ(seen, 20);
+  EXPECT_EQ(q.held_bytes(), block);  // a drain too keeps one
+  q.shrink_to_fit();
+  EXPECT_EQ(q.held_bytes(), 0u);
+  q.push_back(1);
+  q.shrink_to_fit();  // not while something waits
+  EXPECT_EQ(q.held_bytes(), block);
+  EXPECT_EQ(q.front(), 1);
+}
+
+TEST(BlockQueue, LetsGoOfWhatItHeldWhenReadAndWhenDestroyed) {
+  auto a = std::make_shared<int>(1), b = std::make_shared<int>(2);
+  {
+    BlockQueue<std::shared_ptr<int>, 2> q;
+    q.push_back(a);
+    q.push_back(b);
+    q.push_back(a);  // a second block
+    EXPECT_EQ(a.use_count(), 3);
+    q.pop_front();
+    EXPECT_EQ(a.use_count(), 2);  // not kept in the read slot
+    q.push_back(b);
+    EXPECT_EQ(b.use_count(), 3);
+  }
+  EXPECT_EQ(a.use_count(), 1);
+  EXPECT_EQ(b.use_count(), 1);
+}
+
+}  // namespace
