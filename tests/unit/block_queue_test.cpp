@@ -3,7 +3,10 @@
 
 #include <channels/detail/block_queue.hpp>
 
+#include <algorithm>
+#include <deque>
 #include <memory>
+#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -76,6 +79,52 @@ TEST(BlockQueue, LetsGoOfWhatItHeldWhenReadAndWhenDestroyed) {
   }
   EXPECT_EQ(a.use_count(), 1);
   EXPECT_EQ(b.use_count(), 1);
+}
+
+TEST(BlockQueue, AgreesWithADequeOverARandomWalk) {
+  std::mt19937 rng(20261201);
+  BlockQueue<std::shared_ptr<int>, 3> q;
+  std::deque<int> model;
+  int next = 0;
+  BlockQueue<std::shared_ptr<int>, 3> one;
+  one.push_back(nullptr);
+  const auto block = one.held_bytes();
+  for (int step = 0; step < 20000; ++step) {
+    switch (rng() % 8) {
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+        q.push_back(std::make_shared<int>(next));
+        model.push_back(next++);
+        break;
+      case 4:
+      case 5:
+        if (!model.empty()) {
+          ASSERT_EQ(*q.front(), model.front());
+          q.pop_front();
+          model.pop_front();
+        }
+        break;
+      case 6:
+        if (rng() % 16 == 0) {
+          std::vector<int> got;
+          q.drain([&](std::shared_ptr<int> &&v) { got.push_back(*v); });
+          ASSERT_EQ(got, std::vector<int>(model.begin(), model.end()));
+          model.clear();
+        }
+        break;
+      default:
+        q.shrink_to_fit();
+        if (!model.empty()) ASSERT_GT(q.held_bytes(), 0u);
+    }
+    ASSERT_EQ(q.size(), model.size());
+    ASSERT_EQ(q.empty(), model.empty());
+    // No block is kept that holds nothing but read slots: n elements span at
+    // most ceil((n + 2) / 3) blocks of 3, an empty queue one or none.
+    ASSERT_EQ(q.held_bytes() % block, 0u);
+    ASSERT_LE(q.held_bytes() / block, std::max<std::size_t>(1, (q.size() + 4) / 3));
+  }
 }
 
 }  // namespace
