@@ -77,8 +77,8 @@ class Inbox {
   // Blocks of 16 messages: a burst takes blocks as it grows and a drain
   // gives them back (all but one), so nothing queued is ever moved. A
   // devector doubled and copied the queue as a burst grew, then kept the
-  // room: in a room of 1,000 that cost a third of the deliveries/s (the
-  // copies, and the page faults of fresh memory for each larger array).
+  // room: in a room of 1,000 the blocks deliver about 1.6x as many messages
+  // a second (no copies, no page faults of fresh memory for larger arrays).
   detail::BlockQueue<Entry, 16> queue_;
   // Shared so that push() takes a reference under the lock rather than a
   // copy of the function (which allocates for all but the smallest).
