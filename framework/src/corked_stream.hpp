@@ -31,6 +31,7 @@
 #include <boost/system/error_code.hpp>
 
 #include "flush_window.hpp"
+#include "write_buffer_pool.hpp"
 
 namespace channels::detail {
 
@@ -58,6 +59,15 @@ class CorkedStream {
   /// still waits behind other work on a busy loop, and counting them would
   /// make a client that keeps up look like one that does not.
   std::size_t waiting_bytes() const noexcept { return state_->pending.frame_bytes; }
+
+  /// Bytes of memory this connection's queues hold, used or not: what shrink()
+  /// gives back. Frames copied for a write are in a buffer of the thread's
+  /// (see write_buffer_pool.hpp) from the first one queued until they are
+  /// written, so a connection with nothing to write holds only bookkeeping.
+  std::size_t held_bytes() const noexcept {
+    const auto& s = *state_;
+    return s.pending.held_bytes() + s.in_flight.held_bytes() + s.buffers.capacity() * sizeof(s.buffers[0]);
+  }
 
   /// Queues one whole, unmasked server frame (FIN set): `opcode` 1 for text,
   /// 2 for binary. The payload is kept alive until it is written.
@@ -91,12 +101,16 @@ class CorkedStream {
     if (!state_->pending.empty()) flush(state_);
   }
 
-  /// Gives back what an earlier write left in the batches' capacity (the
-  /// handshake's answer is a dozen pieces; a frame is one or two), for a
-  /// connection about to sit idle. Nothing changes while a write is queued.
+  /// Nothing queued and no write in progress.
+  bool idle() const noexcept { return !state_->writing && state_->pending.empty(); }
+
+  /// Gives back what earlier writes left in the batches' capacity (the
+  /// handshake's answer is a dozen pieces; a burst of large frames one
+  /// each), for a connection about to sit idle. Nothing changes while a
+  /// write is queued.
   void shrink() {
+    if (!idle()) return;
     auto& s = *state_;
-    if (s.writing || !s.pending.empty()) return;
     s.pending = Batch();
     s.in_flight = Batch();
     std::vector<boost::asio::const_buffer>().swap(s.buffers);
@@ -161,6 +175,7 @@ class CorkedStream {
 
     void append_copy(const void* data, std::size_t n) {
       if (n == 0) return;
+      if (copied.empty() && copied.capacity() == std::string().capacity()) copied = WriteBufferPool::take();
       if (!segments.empty() && segments.back().external == nullptr) {
         segments.back().size += n;
       } else {
@@ -170,11 +185,13 @@ class CorkedStream {
     }
     void append_external(boost::asio::const_buffer b) { segments.push_back({b.data(), 0, b.size()}); }
     bool empty() const { return segments.empty() && completions.empty(); }
+    std::size_t held_bytes() const noexcept {
+      return (copied.capacity() > std::string().capacity() ? copied.capacity() + 1 : 0) +
+             segments.capacity() * sizeof(Segment) + keep.capacity() * sizeof(keep[0]) +
+             completions.capacity() * sizeof(Completion);
+    }
     void clear() {
-      // A burst may have grown the copy buffer: an idle connection should
-      // not keep it.
-      if (copied.capacity() > 64 * 1024) std::string().swap(copied);
-      copied.clear();
+      WriteBufferPool::give(copied);  // written: the next connection's frames go there
       segments.clear();
       keep.clear();
       completions.clear();

@@ -585,7 +585,10 @@ class WebsocketSession final : public Session, public std::enable_shared_from_th
 
   void on_idle_check() {
     if (state_ != State::open) return;
+    // What a burst grew goes back: the inbox's blocks, the write queues'
+    // capacity (a no-op while a write is pending).
     link_.trim();
+    out_.shrink();
     if (compress_ || deadline_armed_) return;
     if (got_data_) {
       got_data_ = false;
