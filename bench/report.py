@@ -9,7 +9,10 @@ def fmt(v, unit=""):
     if v is None:
         return "-"
     if unit == "us":
-        return f"{v / 1000:.2f} ms" if v >= 10000 else f"{v:.0f} us" if v >= 100 else f"{v:.1f} us"
+        if v >= 10000:
+            return f"{v / 1000:.2f} ms"
+        # CPU per delivery is a fraction of a microsecond: two decimals there.
+        return f"{v:.0f} us" if v >= 100 else f"{v:.1f} us" if v >= 1 else f"{v:.2f} us"
     if unit == "%":
         return f"{v:.1f}%"
     if unit == "B":

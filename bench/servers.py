@@ -64,7 +64,22 @@ class Server:
         return self.proc.poll() is None
 
     def cpu_seconds(self):
-        """User + system CPU time the server has used so far."""
+        """User + system CPU time the server has used so far: the sum of its
+        threads' /proc/<pid>/task/*/schedstat (nanoseconds), else
+        /proc/<pid>/stat (clock ticks of 10 ms, coarse for a short burst)."""
+        try:
+            total, found = 0, False
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                try:
+                    with open(f"/proc/{self.pid}/task/{task}/schedstat") as f:
+                        total += int(f.read().split()[0])
+                        found = True
+                except (OSError, IndexError, ValueError):
+                    pass  # a thread that just exited
+            if found:
+                return total / 1e9
+        except OSError:
+            pass
         try:
             with open(f"/proc/{self.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()

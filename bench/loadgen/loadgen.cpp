@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <functional>
@@ -241,9 +242,34 @@ long vm_rss_kb(int pid) {
   return -1;
 }
 
+// Time the process's threads have spent on a CPU, in seconds, summed from
+// /proc/<pid>/task/*/schedstat (nanoseconds; user and system alike), or -1
+// if the kernel keeps none. /proc/<pid>/stat counts clock ticks of 10 ms: a
+// 200-message burst in a room of 1,000 costs cppchannels 4 or 5 of them, so
+// its CPU per delivery moved by a quarter with where the ticks fell. A thread
+// that exits between two readings takes its time with it: the servers
+// measured here keep theirs.
+double sched_cpu_s(int pid) {
+  std::error_code ec;
+  std::filesystem::directory_iterator tasks("/proc/" + std::to_string(pid) + "/task", ec);
+  if (ec) return -1;
+  std::uint64_t ns = 0;
+  bool any = false;
+  for (const auto& task : tasks) {
+    std::ifstream in(task.path() / "schedstat");
+    std::uint64_t on_cpu;
+    if (in >> on_cpu) {
+      ns += on_cpu;
+      any = true;
+    }
+  }
+  return any ? static_cast<double>(ns) / 1e9 : -1;
+}
+
 // CPU time (user + system) the process has used, in seconds; -1 without --pid.
 double proc_cpu_s(int pid) {
   if (pid <= 0) return -1;
+  if (double s = sched_cpu_s(pid); s >= 0) return s;
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto paren = stat.rfind(')');
@@ -504,7 +530,7 @@ class Driver {
   std::string common_json() {
     char cpu[160] = "";
     if (cpu_ended_)
-      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f, \"server_cpu_us_per_op\": %.2f", cpu_s_,
+      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.4f, \"server_cpu_us_per_op\": %.3f", cpu_s_,
                     cpu_ops_ ? cpu_s_ * 1e6 / static_cast<double>(cpu_ops_) : 0.0);
     char b[768];
     std::snprintf(b, sizeof b,
