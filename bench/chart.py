@@ -1,14 +1,18 @@
 """Draws the benchmark results (bench/results/latest.json) as one PNG: a small
-bar chart per scenario's headline figure, the three servers side by side."""
+bar chart per scenario's headline figure, the three servers side by side.
+
+Drawn by gnuplot (Debian's gnuplot-nox, cairo terminal). Not matplotlib:
+on Debian 12 its dependencies reach libboost-dev, which is Boost 1.74 and
+conflicts with the libboost1.81-dev this project builds with."""
 import json
+import os
+import shutil
+import subprocess
 import sys
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import tempfile
 
 COLORS = {"cppchannels": "#2a6fdb", "floor": "#8c8c8c", "daphne": "#2e9e5b"}
+SERVERS = ("cppchannels", "floor", "daphne")
 
 # (scenario key, metric label, title, log scale)
 PANELS = [
@@ -27,6 +31,10 @@ PANELS = [
 ]
 
 
+class ChartError(Exception):
+    """The chart could not be drawn (the runner says so and carries on)."""
+
+
 def human(v):
     if v >= 1e6:
         return f"{v / 1e6:.2f}M"
@@ -37,42 +45,78 @@ def human(v):
     return f"{v:.2g}"
 
 
-def draw(report, path):
+def quoted(s):
+    """A gnuplot string literal (double quotes: backslash escapes, \\n a new line)."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def script(report, path, data_dir):
+    """The gnuplot program for `report`, its data files written to data_dir."""
     scen = {s["key"]: s for s in report["scenarios"]}
     panels = [p for p in PANELS if p[0] in scen]
     if not panels:
-        return
+        return None
     cols = 4
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.axis("off")
-    for ax, (key, label, title, log) in zip(axes.flat, panels):
+    meta = report.get("meta", {})
+    title = (f"cppchannels vs plain Beast (floor) vs Django Channels (daphne), one core each; "
+             f"rates vary with the shared machine's load, CPU per operation much less;\n"
+             f"median of {meta.get('reps', '?')}{' (quick)' if meta.get('quick') else ''}, "
+             f"commit {meta.get('commit', '?')}")
+    out = [
+        f"set terminal pngcairo size {int(378 * cols)},{int(270 * rows + 60)} font 'DejaVu Sans,8'",
+        f"set output {quoted(path)}",
+        "set style fill solid 1.0 noborder",
+        "set boxwidth 0.6",
+        "unset key",
+        "set grid ytics lc rgb '#dddddd'",
+        "set border 3",
+        "set tics nomirror",
+        f"set multiplot layout {rows},{cols} title {quoted(title)} font 'DejaVu Sans,10'",
+    ]
+    for i, (key, label, panel_title, log) in enumerate(panels):
         med = scen[key]["median"]
-        names = [n for n in ("cppchannels", "floor", "daphne") if n in med]
+        names = [n for n in SERVERS if n in med]
         vals = []
         for n in names:
             v = med[n].get(label)
             if v is not None and label == "RSS/conn":
                 v = v / 1024
             vals.append(v if v is not None else 0)
-        bars = ax.bar(names, vals, color=[COLORS[n] for n in names])
-        for b, v in zip(bars, vals):
-            ax.annotate(human(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom",
-                        fontsize=8)
-        if log and all(v > 0 for v in vals):
-            ax.set_yscale("log")
-        ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=8)
-        ax.margins(y=0.15)
-    meta = report.get("meta", {})
-    fig.suptitle(f"cppchannels vs plain Beast (floor) vs Django Channels (daphne), one core each; "
-                 f"rates vary with the shared machine's load, CPU per operation much less; "
-                 f"\nmedian of {meta.get('reps', '?')}{' (quick)' if meta.get('quick') else ''}, "
-                 f"commit {meta.get('commit', '?')}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        data = os.path.join(data_dir, f"panel{i}.dat")
+        with open(data, "w") as f:
+            for x, (n, v) in enumerate(zip(names, vals)):
+                f.write(f"{x} {v!r} {n} {int(COLORS[n][1:], 16)} {human(v)}\n")
+        top = max(vals) if vals else 0
+        use_log = log and vals and all(v > 0 for v in vals)
+        out += [
+            f"set title {quoted(panel_title)} font 'DejaVu Sans,9'",
+            f"set xrange [-0.6:{len(names) - 0.4}]",
+            "set xtics (" + ", ".join(f"{quoted(n)} {x}" for x, n in enumerate(names)) + ")",
+            "set logscale y" if use_log else "unset logscale y",
+            # 4M rather than 4x10^6 on the axis of a rate.
+            "set format y '%.0s%c'" if top >= 10000 else "set format y '%g'",
+            (f"set yrange [{min(vals) / 2!r}:{top * 4!r}]" if use_log
+             else f"set yrange [0:{(top * 1.18 if top > 0 else 1)!r}]"),
+            # Each bar in its server's colour, its value written above it.
+            f"plot {quoted(data)} using 1:2:(0.6):4 with boxes lc rgb variable, "
+            f"'' using 1:2:5 with labels offset 0,0.7",
+        ]
+    out.append("unset multiplot")
+    return "\n".join(out) + "\n"
+
+
+def draw(report, path):
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        raise ChartError("gnuplot is missing (apt-get install gnuplot-nox)")
+    with tempfile.TemporaryDirectory() as tmp:
+        program = script(report, os.path.abspath(path), tmp)
+        if program is None:
+            return
+        p = subprocess.run([gnuplot], input=program, text=True, capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise ChartError(f"gnuplot failed: {p.stderr.strip()[-500:]}")
 
 
 if __name__ == "__main__":

@@ -320,13 +320,13 @@ def main():
         json.dump(report, f, indent=1)
     print(f"wrote {os.path.relpath(a.out, ROOT)}")
     if not a.no_chart:
+        import chart
+        png = os.path.splitext(a.out)[0] + ".png"
         try:
-            import chart
-            png = os.path.splitext(a.out)[0] + ".png"
             chart.draw(report, png)
             print(f"wrote {os.path.relpath(png, ROOT)}")
-        except ImportError as e:
-            print(f"no chart: {e} (apt-get install python3-matplotlib)")
+        except chart.ChartError as e:
+            print(f"no chart: {e}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # What the runner and the Django side need, from Debian (seen by /usr/bin/python3).
 missing=()
-for p in python3 python3-django-channels python3-daphne python3-matplotlib util-linux; do
+for p in python3 python3-django-channels python3-daphne gnuplot-nox util-linux; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then

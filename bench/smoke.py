@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chart  # noqa: E402
 import servers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -115,6 +116,20 @@ def main():
         else:
             failed += 1
             print(f"FAIL idle_scale.py: exit {p.returncode}\n{p.stderr[-2000:]}", flush=True)
+    # The chart, drawn by gnuplot from the committed results.
+    with tempfile.TemporaryDirectory() as tmp:
+        png = os.path.join(tmp, "chart.png")
+        try:
+            with open(os.path.join(HERE, "results", "latest.json")) as f:
+                chart.draw(json.load(f), png)
+            with open(png, "rb") as f:
+                head = f.read(8)
+            if head != b"\x89PNG\r\n\x1a\n" or os.path.getsize(png) < 10000:
+                raise AssertionError(f"not a chart: {os.path.getsize(png)} bytes starting {head!r}")
+            passed += 1
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL chart.py: {e}", flush=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

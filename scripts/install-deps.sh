@@ -26,7 +26,9 @@ if [[ "${1:-}" == "--test" ]]; then
     # Tests start their own redis-server on a free loopback port.
     redis-server
     # The peer for wire compatibility: Debian's Django Channels stack.
-    python3-channels-redis python3-django-channels python3-daphne)
+    python3-channels-redis python3-django-channels python3-daphne
+    # The benchmarks' smoke test draws their chart.
+    gnuplot-nox)
   # Node.js comes with machines of this kind; Debian's own is the fallback.
   command -v node >/dev/null || packages+=(nodejs npm)
 fi
