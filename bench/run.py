@@ -313,7 +313,8 @@ def main():
     report["table"] = text
     print()
     print(text)
-    print(f"\n({reps} repetitions each, medians; {report['meta']['elapsed_s']:.0f} s in all; "
+    each = "1 repetition each" if reps == 1 else f"{reps} repetitions each, medians"
+    print(f"\n({each}; {report['meta']['elapsed_s']:.0f} s in all; "
           f"load average {report['meta']['loadavg_start']} at the start, {report['meta']['loadavg_end']} at the end)")
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
