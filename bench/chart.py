@@ -50,8 +50,9 @@ def quoted(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def script(report, path, data_dir):
-    """The gnuplot program for `report`, its data files written to data_dir."""
+def script(report, path, data_dir, terminal="pngcairo"):
+    """The gnuplot program for `report`, its data files written to data_dir.
+    The smoke test draws the same program as SVG, to read what it drew."""
     scen = {s["key"]: s for s in report["scenarios"]}
     panels = [p for p in PANELS if p[0] in scen]
     if not panels:
@@ -64,7 +65,7 @@ def script(report, path, data_dir):
              f"median of {meta.get('reps', '?')}{' (quick)' if meta.get('quick') else ''}, "
              f"commit {meta.get('commit', '?')}")
     out = [
-        f"set terminal pngcairo size {int(378 * cols)},{int(270 * rows + 60)} font 'DejaVu Sans,8'",
+        f"set terminal {terminal} size {int(378 * cols)},{int(270 * rows + 60)} font 'DejaVu Sans,8'",
         f"set output {quoted(path)}",
         "set style fill solid 1.0 noborder",
         "set boxwidth 0.6",
@@ -106,12 +107,12 @@ def script(report, path, data_dir):
     return "\n".join(out) + "\n"
 
 
-def draw(report, path):
+def draw(report, path, terminal="pngcairo"):
     gnuplot = shutil.which("gnuplot")
     if not gnuplot:
         raise ChartError("gnuplot is missing (apt-get install gnuplot-nox)")
     with tempfile.TemporaryDirectory() as tmp:
-        program = script(report, os.path.abspath(path), tmp)
+        program = script(report, os.path.abspath(path), tmp, terminal)
         if program is None:
             return
         p = subprocess.run([gnuplot], input=program, text=True, capture_output=True, timeout=60)
