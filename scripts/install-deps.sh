@@ -14,6 +14,8 @@ packages=(
   # The Redis channel layer: hiredis' async API, driven by Asio.
   libhiredis-dev
   libgtest-dev
+  # The programs' allocator (CHANNELS_MALLOC in CMakeLists.txt).
+  libtcmalloc-minimal4
   # The conformance tests compress permessage-deflate frames by hand.
   zlib1g-dev
 )
