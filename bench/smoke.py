@@ -61,6 +61,13 @@ def check_chart():
             raise AssertionError(f"{bars} bars in {server}'s colour for {len(chart.PANELS)} panels")
 
 
+def maps_library(pid, library):
+    """Whether process `pid` has `library` (a path, symlinks allowed) mapped."""
+    want = os.path.basename(os.path.realpath(library))
+    with open(f"/proc/{pid}/maps") as f:
+        return any(line.rstrip().endswith("/" + want) for line in f)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loadgen", required=True)
@@ -68,6 +75,7 @@ def main():
     ap.add_argument("--chat", required=True)
     ap.add_argument("--routing", required=True)
     ap.add_argument("--build-dir", required=True, help="for idle_scale.py: where apps/chat/chat and bench/loadgen are")
+    ap.add_argument("--malloc", default="", help="the allocator library chat and floor were linked with (CHANNELS_MALLOC)")
     a = ap.parse_args()
 
     for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "idle_scale.py",
@@ -115,6 +123,14 @@ def main():
             checks.append(("floor fanout ws/chat/", lambda: loadgen(
                 a.loadgen, "--mode", "fanout", "--url", furl + "/ws/chat/x/", "--connections", 10, "--count", 50),
                 lambda r: r["lost"] == 0))
+            if a.malloc:
+                # Linked is not enough: the programs must be running on it.
+                for name, server in (("chat", chat), ("floor", floor)):
+                    if maps_library(server.pid, a.malloc):
+                        passed += 1
+                    else:
+                        failed += 1
+                        print(f"FAIL allocator: {name} (pid {server.pid}) does not map {a.malloc}", flush=True)
             for name, run, check in checks:
                 try:
                     r = run()
