@@ -78,7 +78,7 @@ def main():
     ap.add_argument("--malloc", default="", help="the allocator library chat and floor were linked with (CHANNELS_MALLOC)")
     a = ap.parse_args()
 
-    for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "idle_scale.py",
+    for f in ("run.py", "servers.py", "report.py", "chart.py", "redis_bench.py", "idle_scale.py", "room_sizes.py",
               "daphne/benchproj/asgi.py",
               "daphne/benchproj/consumers.py", "daphne/benchproj/settings.py",
               "daphne/benchproj/settings_redis.py"):
@@ -161,6 +161,26 @@ def main():
         else:
             failed += 1
             print(f"FAIL idle_scale.py: exit {p.returncode}\n{p.stderr[-2000:]}", flush=True)
+    # room_sizes.py at a small size: every case delivered, a fit for each server.
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "sizes.json")
+        cmd = [servers.PYTHON, os.path.join(HERE, "room_sizes.py"), "--build-dir", a.build_dir, "--connections", "60",
+               "--sizes", "1,3,60", "--groups-check", "0", "--burst", "20", "--reps", "1", "--drain", "10",
+               "--out", out]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        print(p.stdout, end="", flush=True)
+        report = {}
+        if p.returncode == 0:
+            with open(out) as f:
+                report = json.load(f)
+        fitted = report.get("servers", {})
+        if (set(fitted) == {"cppchannels", "floor"}
+                and all(len(s["cases"]) == 3 and all(c["deliveries_per_s"] for c in s["cases"])
+                        and s.get("per_delivery_us") is not None for s in fitted.values())):
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAIL room_sizes.py: exit {p.returncode}\n{p.stderr[-2000:]}", flush=True)
     # The chart, drawn by gnuplot from the committed results: a PNG, and the
     # same program as SVG, where each bar and its value can be read back.
     try:
