@@ -38,11 +38,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import servers  # noqa: E402
 from report import git_commit, loadavg  # noqa: E402
-from run import run_loadgen  # noqa: E402
-
-SERVER_CPU = 0
+from run import Fleet, run_loadgen  # noqa: E402
 
 
 def fit(points):
@@ -76,14 +73,15 @@ def main():
     if bad:
         sys.exit(f"room sizes {bad} do not divide --connections {a.connections}: pick sizes that do")
     loadgen = os.path.join(a.build_dir, "bench", "loadgen")
-    exes = {"cppchannels": os.path.join(a.build_dir, "apps", "chat", "chat"),
+    exes = {"chat": os.path.join(a.build_dir, "apps", "chat", "chat"),
             "floor": os.path.join(a.build_dir, "bench", "floor")}
+    program = {"cppchannels": "chat", "floor": "floor"}
     names = [s for s in a.servers.split(",") if s]
     for n in names:
-        if n not in exes:
-            sys.exit(f"unknown server {n!r}: choose from {', '.join(exes)}")
-        if not os.access(exes[n], os.X_OK):
-            sys.exit(f"{exes[n]} is missing: run bench/run.sh (or scripts/build.sh) first")
+        if n not in program:
+            sys.exit(f"unknown server {n!r}: choose from {', '.join(program)}")
+        if not os.access(exes[program[n]], os.X_OK):
+            sys.exit(f"{exes[program[n]]} is missing: run bench/run.sh (or scripts/build.sh) first")
     if not os.access(loadgen, os.X_OK):
         sys.exit(f"{loadgen} is missing: run bench/run.sh (or scripts/build.sh) first")
 
@@ -96,17 +94,13 @@ def main():
     print(f"commit {git_commit()}, load average {loadavg()}; {a.reps} bursts of {a.burst} x 32 B per room "
           f"and case, servers alternating", flush=True)
     runs = {}  # (server, members, connections) -> [result]
-    started = {}
+    fleet = Fleet(exes, os.path.join(ROOT, "routing.yaml"), names)  # pinned, restarted if one exits
     n = 0
     try:
         for rep in range(a.reps):
             for m, conns in cases:
                 for name in names:
-                    srv = started.get(name)
-                    if srv is None or not srv.alive():
-                        srv = (servers.start_chat(exes[name], os.path.join(ROOT, "routing.yaml"), cpus=SERVER_CPU)
-                               if name == "cppchannels" else servers.start_floor(exes[name], cpus=SERVER_CPU))
-                        started[name] = srv
+                    srv = fleet.get(name)
                     srv.wait_idle()
                     n += 1
                     rooms = conns // m
@@ -123,8 +117,7 @@ def main():
                           f"{r.get('deliveries_per_s', 0) / 1e6:6.2f}M deliveries/s "
                           f"{r.get('server_cpu_us_per_op') or 0:6.3f} us/delivery", flush=True)
     finally:
-        for srv in started.values():
-            srv.stop()
+        fleet.stop()
 
     def med(name, m, conns, key):
         vals = [r[key] for r in runs.get((name, m, conns), []) if isinstance(r.get(key), (int, float))]
